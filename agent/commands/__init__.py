@@ -1,0 +1,1 @@
+"""CLI sub-commands. Every module here defines `register(subparsers)` and is found automatically."""
