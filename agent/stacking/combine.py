@@ -45,7 +45,15 @@ DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
     "linearfit": (5.0, 5.0),
     "gesd": (0.3, 0.05),  # (outlier fraction, alpha)
 }
-MIN_FRAMES = {"sigma": 3, "mad": 3, "avgsigma": 3, "winsorized": 3, "percentile": 3, "linearfit": 5, "gesd": 3}
+MIN_FRAMES = {
+    "sigma": 3,
+    "mad": 3,
+    "avgsigma": 3,
+    "winsorized": 3,
+    "percentile": 3,
+    "linearfit": 5,
+    "gesd": 3,
+}
 MASTER_TYPES = {
     "bias": "Master Bias",
     "dark": "Master Dark",
@@ -158,8 +166,12 @@ def combine(
     if rej == "gesd" and not (0.0 < kl < 1.0 and 0.0 < kh < 1.0):
         raise ConfigError("gesd takes --low as the outlier fraction and --high as alpha, both in (0, 1)")
     if n < MIN_FRAMES.get(rej, 0):
-        log.warning("%s rejection needs at least %d frames; %d frames are combined without rejection",
-                    rej, MIN_FRAMES[rej], n)
+        log.warning(
+            "%s rejection needs at least %d frames; %d frames are combined without rejection",
+            rej,
+            MIN_FRAMES[rej],
+            n,
+        )
 
     # --- memory plan ---------------------------------------------------------------------
     band_kind = _band_kind(frames)
@@ -175,7 +187,9 @@ def combine(
     band_rows = min(_BAND_MAX_ROWS, rows, (budget - fixed) // per_row if budget > fixed else 0)
     if band_rows < 1:
         need = math.ceil((fixed + per_row) / 2**20)
-        raise MemoryLimitTooSmall(f"mem_limit {mem_limit_mb} MB cannot hold one row of {n} frames; use at least {need}")
+        raise MemoryLimitTooSmall(
+            f"mem_limit {mem_limit_mb} MB cannot hold one row of {n} frames; use at least {need}"
+        )
 
     # --- statistics and normalisation ----------------------------------------------------
     gain0 = np.array([_decode_gain(f) for f in frames])
@@ -183,17 +197,24 @@ def combine(
     samples: list[np.ndarray] | None = None
     stats: list[SampleStats]
     if normalize != "none":
-        stats = [sample_stats(_read_sample(f, sample_rows, g, o)) for f, g, o in zip(frames, gain0, off0, strict=True)]
+        stats = [
+            sample_stats(_read_sample(f, sample_rows, g, o))
+            for f, g, o in zip(frames, gain0, off0, strict=True)
+        ]
     else:
         samples = [np.empty((len(sample_rows), cols), np.float32) for _ in frames]
         stats = []
-    norms: list[Normalization] = normalization_factors(normalize, stats, [f.label for f in frames]) if stats else [
-        Normalization(1.0, 0.0) for _ in frames
-    ]
+    norms: list[Normalization] = (
+        normalization_factors(normalize, stats, [f.label for f in frames])
+        if stats
+        else [Normalization(1.0, 0.0) for _ in frames]
+    )
     gain = gain0 * np.array([nm.factor for nm in norms])
     offset = off0 * np.array([nm.factor for nm in norms]) + np.array([nm.offset for nm in norms])
     swap = np.array([f.array is None and band_kind == np.uint16 and f.bitpix == 16 for f in frames], np.uint8)
-    signed = np.array([f.bitpix == 16 and (f.array is None or f.array.dtype == np.int16) for f in frames], np.uint8)
+    signed = np.array(
+        [f.bitpix == 16 and (f.array is None or f.array.dtype == np.int16) for f in frames], np.uint8
+    )
 
     code = kernels.METHOD_CODES[rej]
     crit = gesd_critical_values(n, kl, kh) if rej == "gesd" else np.zeros((1, 1))
@@ -203,7 +224,7 @@ def combine(
     scratch_low = None if rejection_maps else np.empty((band_rows, cols), np.uint16)
     scratch_high = None if rejection_maps else np.empty((band_rows, cols), np.uint16)
     frame_counts = np.zeros((n, 2), np.int64)
-    buffers = [np.empty((n, band_rows, cols), band_kind) for _ in range(2)]
+    buffers: list[np.ndarray] = [np.empty((n, band_rows, cols), band_kind) for _ in range(2)]
     bands = [(r0, min(rows, r0 + band_rows)) for r0 in range(0, rows, band_rows)]
     sample_index = {r: i for i, r in enumerate(sample_rows)}
 
@@ -220,7 +241,8 @@ def combine(
 
     previous_threads = numba.get_num_threads()
     if threads is not None:
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+        max_threads = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        numba.set_num_threads(max(1, min(int(threads), max_threads)))
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="band-reader") as reader:
             pending: Future[None] = reader.submit(load, 0)
@@ -233,17 +255,43 @@ def combine(
                 hi_map = rej_high[r0:r1] if rej_high is not None else scratch_high[: r1 - r0]  # type: ignore[index]
                 fcounts = np.zeros((r1 - r0, n, 2), np.int64)
                 if band_kind == np.uint16:
-                    kernels.stack_band_u16(buf, swap, signed, gain, offset, code, kl, kh, crit,
-                                           combine == "median", out[r0:r1], lo_map, hi_map, fcounts)
+                    kernels.stack_band_u16(
+                        buf,
+                        swap,
+                        signed,
+                        gain,
+                        offset,
+                        code,
+                        kl,
+                        kh,
+                        crit,
+                        combine == "median",
+                        out[r0:r1],
+                        lo_map,
+                        hi_map,
+                        fcounts,
+                    )
                 else:
-                    kernels.stack_band_float(buf, gain, offset, code, kl, kh, crit,
-                                             combine == "median", out[r0:r1], lo_map, hi_map, fcounts)
+                    kernels.stack_band_float(
+                        buf,
+                        gain,
+                        offset,
+                        code,
+                        kl,
+                        kh,
+                        crit,
+                        combine == "median",
+                        out[r0:r1],
+                        lo_map,
+                        hi_map,
+                        fcounts,
+                    )
                 frame_counts += fcounts.sum(axis=0)
                 if progress is not None:
                     progress(r1 / rows)
     finally:
         numba.set_num_threads(previous_threads)
-    del buffers
+    buffers.clear()
 
     if samples is not None:
         stats = [sample_stats(s) for s in samples]
@@ -330,7 +378,7 @@ def _sample_rows(rows: int, cols: int, max_pixels: int) -> list[int]:
 def _read_sample(fr: FrameSource, sample_rows: list[int], gain: float, offset: float) -> np.ndarray:
     kind = _band_kind([fr])
     out = np.empty((len(sample_rows), fr.shape[1]), np.float64)
-    row = np.empty((1, fr.shape[1]), kind)
+    row: np.ndarray = np.empty((1, fr.shape[1]), kind)
     for j, r in enumerate(sample_rows):
         _read_band(fr, r, r + 1, row, kind)
         out[j] = _decode_rows(row[0], fr, kind, gain, offset)
@@ -410,7 +458,9 @@ def _provenance(
     if extra is not None:
         for card in extra.cards:
             if card.keyword in ("HISTORY", "COMMENT"):
-                hdr.add_history(str(card.value)) if card.keyword == "HISTORY" else hdr.add_comment(str(card.value))
+                hdr.add_history(str(card.value)) if card.keyword == "HISTORY" else hdr.add_comment(
+                    str(card.value)
+                )
             else:
                 hdr[card.keyword] = (card.value, card.comment)
     return hdr

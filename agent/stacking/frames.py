@@ -49,7 +49,9 @@ class FrameSource:
         """Bit depth as a user reads it: uint16, int16, float32..."""
         if self.bitpix == 16 and self.bzero == 32768 and self.bscale == 1:
             return "uint16"
-        return {8: "uint8", 16: "int16", 32: "int32", 64: "int64", -32: "float32", -64: "float64"}[self.bitpix]
+        return {8: "uint8", 16: "int16", 32: "int32", 64: "int64", -32: "float32", -64: "float64"}[
+            self.bitpix
+        ]
 
     @property
     def stored_dtype(self) -> np.dtype:
@@ -66,7 +68,7 @@ class FrameSource:
         cols = self.shape[1]
         itemsize = self.stored_dtype.itemsize
         want = (stop - start) * cols * itemsize
-        view = memoryview(out.reshape(-1).view(np.uint8))[:want]
+        view = memoryview(out.reshape(-1).view(np.uint8).data)[:want]
         fd = os.open(self.path, os.O_RDONLY)
         try:
             got = 0
@@ -74,7 +76,9 @@ class FrameSource:
             while got < want:
                 n = os.preadv(fd, [view[got:]], pos + got)
                 if n <= 0:
-                    raise CorruptFile(f"{self.path}: file ends inside the image data; re-capture or remove it")
+                    raise CorruptFile(
+                        f"{self.path}: file ends inside the image data; re-capture or remove it"
+                    )
                 got += n
         finally:
             os.close(fd)
@@ -135,7 +139,7 @@ def from_array(array: np.ndarray) -> FrameSource:
         np.dtype(np.int64): 64,
         np.dtype(np.float32): -32,
         np.dtype(np.float64): -64,
-    }.get(np.dtype(a.dtype.str.replace(">", "<")), None)
+    }.get(np.dtype(a.dtype.str.replace(">", "<")))
     if bitpix is None:
         a = a.astype(np.float64)
         bitpix = -64

@@ -47,10 +47,8 @@ MAD_TO_SIGMA = 1.4826
 _INSERTION_MAX = 32
 _SHELL_GAPS = np.array([1750, 701, 301, 132, 57, 23, 10, 4, 1], dtype=np.int64)
 
-_opts = {"nogil": True, "cache": True, "fastmath": False}
 
-
-@numba.njit(inline="always", **_opts)
+@numba.njit(inline="always", nogil=True, cache=True)
 def _sort_pairs(v: np.ndarray, idx: np.ndarray, k: int) -> None:  # pragma: no cover - compiled
     """Sort v[:k] ascending, carrying the frame index along (insertion, or Shell sort for big stacks)."""
     if k <= _INSERTION_MAX:
@@ -80,7 +78,7 @@ def _sort_pairs(v: np.ndarray, idx: np.ndarray, k: int) -> None:  # pragma: no c
             idx[p] = j
 
 
-@numba.njit(inline="always", **_opts)
+@numba.njit(inline="always", nogil=True, cache=True)
 def _median(v: np.ndarray, lo: int, hi: int) -> float:  # pragma: no cover - compiled
     """Median of the sorted window v[lo:hi] (mean of the two middle values when even)."""
     n = hi - lo
@@ -90,7 +88,7 @@ def _median(v: np.ndarray, lo: int, hi: int) -> float:  # pragma: no cover - com
     return 0.5 * (v[h - 1] + v[h])
 
 
-@numba.njit(inline="always", **_opts)
+@numba.njit(inline="always", nogil=True, cache=True)
 def _std(p1: np.ndarray, p2: np.ndarray, lo: int, hi: int) -> float:  # pragma: no cover - compiled
     """Sample standard deviation (n - 1) of the window from the prefix sums."""
     n = hi - lo
@@ -100,7 +98,7 @@ def _std(p1: np.ndarray, p2: np.ndarray, lo: int, hi: int) -> float:  # pragma: 
     return math.sqrt(var) if var > 0.0 else 0.0
 
 
-@numba.njit(**_opts)
+@numba.njit(nogil=True, cache=True)
 def _mad(v: np.ndarray, lo: int, hi: int, m: float) -> float:  # pragma: no cover - compiled
     """Median absolute deviation of the sorted window around m, by merging both sides outwards."""
     n = hi - lo
@@ -130,7 +128,7 @@ def _mad(v: np.ndarray, lo: int, hi: int, m: float) -> float:  # pragma: no cove
     return 0.5 * (prev + cur)
 
 
-@numba.njit(**_opts)
+@numba.njit(nogil=True, cache=True)
 def _clip_window(
     v: np.ndarray, lo: int, hi: int, low_bound: float, high_bound: float
 ) -> tuple[int, int]:  # pragma: no cover - compiled
@@ -144,7 +142,7 @@ def _clip_window(
     return nlo, nhi
 
 
-@numba.njit(**_opts)
+@numba.njit(nogil=True, cache=True)
 def _reject_window(
     method: int,
     v: np.ndarray,
@@ -271,7 +269,7 @@ def _reject_window(
     return lo, hi
 
 
-@numba.njit(**_opts)
+@numba.njit(nogil=True, cache=True)
 def _reject_linearfit(
     v: np.ndarray, idx: np.ndarray, k: int, kl: float, kh: float, frame_rej: np.ndarray
 ) -> tuple[int, int, int]:  # pragma: no cover - compiled
@@ -326,7 +324,7 @@ def _reject_linearfit(
     return n, nlow, nhigh
 
 
-@numba.njit(**_opts)
+@numba.njit(nogil=True, cache=True)
 def _finish_pixel(
     method: int,
     v: np.ndarray,
@@ -364,7 +362,7 @@ def _finish_pixel(
     return total / (hi - lo), nlow, nhigh
 
 
-@numba.njit(parallel=True, **_opts)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def stack_band_u16(
     band: np.ndarray,
     swap: np.ndarray,
@@ -409,7 +407,7 @@ def stack_band_u16(
             rej_high[r, c] = nh
 
 
-@numba.njit(parallel=True, **_opts)
+@numba.njit(parallel=True, nogil=True, cache=True)
 def stack_band_float(
     band: np.ndarray,
     gain: np.ndarray,

@@ -27,7 +27,9 @@ class Normalization:
     offset: float
 
 
-def normalization_factors(method: str, stats: Sequence[SampleStats], labels: Sequence[str]) -> list[Normalization]:
+def normalization_factors(
+    method: str, stats: Sequence[SampleStats], labels: Sequence[str]
+) -> list[Normalization]:
     """Per-frame factor and offset for `method`, the first frame being the reference."""
     if method == "none":
         return [Normalization(1.0, 0.0) for _ in stats]
@@ -50,5 +52,7 @@ def normalization_factors(method: str, stats: Sequence[SampleStats], labels: Seq
             factor = ref.scale / st.scale
             out.append(Normalization(factor, ref.location - st.location * factor))
         else:
-            raise NormalizationError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZATIONS)}")
+            raise NormalizationError(
+                f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZATIONS)}"
+            )
     return out
