@@ -31,3 +31,6 @@ def _loopback_only(self: socket.socket, address: object) -> object:
 
 
 socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+
+# Every tests/*_fixtures.py module is a fixture plugin: test modules use its fixtures without importing them.
+pytest_plugins = sorted(f"tests.{p.stem}" for p in Path(__file__).parent.glob("*_fixtures.py"))

@@ -1,0 +1,306 @@
+"""Camera capability over the standard INDI CCD properties."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.io import fits
+
+from agent.devices.client import ExposureAborted, IndiClient, PropertySnapshot
+from agent.devices.frame import FRAME_TYPES, IMAGETYP, Frame, decode_fits_blob
+from agent.errors import ExposureFailed, IndiError, IndiTimeout, PropertyMissing
+
+log = logging.getLogger(__name__)
+
+INDI_FRAME_TYPE = {
+    "light": "FRAME_LIGHT",
+    "dark": "FRAME_DARK",
+    "bias": "FRAME_BIAS",
+    "flat": "FRAME_FLAT",
+    "darkflat": "FRAME_DARK",  # INDI has no dark-flat type: a dark at the flat's exposure
+}
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    name: str
+    width: int
+    height: int
+    pixel_size_um: float
+    bit_depth: int
+    has_cooler: bool
+    has_gain: bool
+    has_offset: bool
+    readout_modes: tuple[str, ...]
+    bayer_pattern: str | None
+
+
+class Camera:
+    """One INDI camera. Holds names, never PyIndi objects, so it survives a reconnect."""
+
+    def __init__(self, client: IndiClient, name: str, download_timeout: float = 30.0) -> None:
+        self.client = client
+        self.name = name
+        self.download_timeout = download_timeout
+        self.time_factor = 1.0  # simulated seconds per wall second (indi_sim); 1 for real hardware
+        self.set_point: float | None = None
+        self.readout_mode: str | None = None
+        self._abort = threading.Event()
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def connect(self, timeout: float = 15.0) -> None:
+        self.client.connect_device(self.name, timeout=timeout)
+        self.client.wait_property(self.name, "CCD_EXPOSURE", timeout=timeout)
+        self.client.enable_blob(self.name, "CCD1")
+
+    def _has(self, prop: str) -> bool:
+        return self.client.has(self.name, prop)
+
+    def _need(self, prop: str) -> PropertySnapshot:
+        return self.client.get(self.name, prop)
+
+    def info(self) -> CameraInfo:
+        ccd = self._need("CCD_INFO").values
+        return CameraInfo(
+            name=self.name,
+            width=int(ccd.get("CCD_MAX_X", 0)),
+            height=int(ccd.get("CCD_MAX_Y", 0)),
+            pixel_size_um=float(ccd.get("CCD_PIXEL_SIZE", 0.0)),
+            bit_depth=int(ccd.get("CCD_BITSPERPIXEL", 16)),
+            has_cooler=self._has("CCD_COOLER") or self._has("CCD_TEMPERATURE"),
+            has_gain=self._gain_target() is not None,
+            has_offset=self._offset_target() is not None,
+            readout_modes=self.readout_modes(),
+            bayer_pattern=self.bayer_pattern(),
+        )
+
+    def _control(self, direct: tuple[str, str], control_name: str) -> tuple[str, str] | None:
+        if self._has(direct[0]):
+            return direct
+        if self._has("CCD_CONTROLS"):
+            for element in self._need("CCD_CONTROLS").values:
+                if element.lower() == control_name.lower():
+                    return ("CCD_CONTROLS", element)
+        return None
+
+    def _gain_target(self) -> tuple[str, str] | None:
+        return self._control(("CCD_GAIN", "GAIN"), "Gain")
+
+    def _offset_target(self) -> tuple[str, str] | None:
+        return self._control(("CCD_OFFSET", "OFFSET"), "Offset")
+
+    def set_gain(self, gain: float) -> None:
+        target = self._gain_target()
+        if target is None:
+            raise PropertyMissing(f"{self.name} has no gain control (CCD_GAIN or CCD_CONTROLS Gain); remove gain")
+        self.client.set_number(self.name, target[0], {target[1]: gain})
+
+    def set_offset(self, offset: float) -> None:
+        target = self._offset_target()
+        if target is None:
+            raise PropertyMissing(
+                f"{self.name} has no offset control (CCD_OFFSET or CCD_CONTROLS Offset); remove offset"
+            )
+        self.client.set_number(self.name, target[0], {target[1]: offset})
+
+    def gain(self) -> float | None:
+        target = self._gain_target()
+        return None if target is None else float(self._need(target[0]).values[target[1]])
+
+    def offset(self) -> float | None:
+        target = self._offset_target()
+        return None if target is None else float(self._need(target[0]).values[target[1]])
+
+    def set_binning(self, binning: int) -> None:
+        self.client.set_number(self.name, "CCD_BINNING", {"HOR_BIN": binning, "VER_BIN": binning})
+
+    def binning(self) -> tuple[int, int]:
+        values = self._need("CCD_BINNING").values
+        return int(values["HOR_BIN"]), int(values["VER_BIN"])
+
+    def set_frame_type(self, frame_type: str) -> None:
+        if frame_type not in INDI_FRAME_TYPE:
+            raise IndiError(f"unknown frame type {frame_type!r}; use one of {', '.join(FRAME_TYPES)}")
+        self.client.set_switch(self.name, "CCD_FRAME_TYPE", [INDI_FRAME_TYPE[frame_type]])
+
+    def readout_modes(self) -> tuple[str, ...]:
+        """Readout modes as the driver names them (CCD_CAPTURE_FORMAT, or READ_MODE where present)."""
+        for prop in ("READ_MODE", "CCD_CAPTURE_FORMAT"):
+            if self._has(prop):
+                snap = self._need(prop)
+                return tuple(snap.labels.get(k) or k for k in snap.values)
+        return ()
+
+    def current_readout_mode(self) -> str | None:
+        for prop in ("READ_MODE", "CCD_CAPTURE_FORMAT"):
+            if self._has(prop):
+                snap = self._need(prop)
+                for key, on in snap.values.items():
+                    if on:
+                        return snap.labels.get(key) or key
+        return None
+
+    def set_readout_mode(self, mode: str) -> None:
+        for prop in ("READ_MODE", "CCD_CAPTURE_FORMAT"):
+            if self._has(prop):
+                snap = self._need(prop)
+                for key in snap.values:
+                    if mode in (key, snap.labels.get(key)):
+                        self.client.set_switch(self.name, prop, [key])
+                        self.readout_mode = mode
+                        return
+                raise PropertyMissing(
+                    f"{self.name} has no readout mode {mode!r} (has {', '.join(self.readout_modes())}); "
+                    "fix readout_mode in the sequence file"
+                )
+        raise PropertyMissing(f"{self.name} has no readout-mode property; remove readout_mode")
+
+    def bayer_pattern(self) -> str | None:
+        if self._has("CCD_CFA"):
+            pattern = str(self._need("CCD_CFA").values.get("CFA_TYPE", "")).strip()
+            return pattern or None
+        return None
+
+    # ---- cooling -------------------------------------------------------------------------------
+    def temperature(self) -> float | None:
+        if not self._has("CCD_TEMPERATURE"):
+            return None
+        return float(self._need("CCD_TEMPERATURE").values["CCD_TEMPERATURE_VALUE"])
+
+    def set_cooler(self, on: bool) -> None:
+        if self._has("CCD_COOLER"):
+            # Some drivers (the stock simulator) make CCD_COOLER write-only and never answer it.
+            wait = self._need("CCD_COOLER").permission != "wo"
+            self.client.set_switch(self.name, "CCD_COOLER", ["COOLER_ON" if on else "COOLER_OFF"], wait=wait)
+
+    def set_temperature(self, celsius: float) -> None:
+        """Turn the cooler on and ask for a set-point; returns at once (the driver ramps)."""
+        if not self._has("CCD_TEMPERATURE"):
+            raise PropertyMissing(f"{self.name} has no CCD_TEMPERATURE; it cannot be cooled, remove the set-point")
+        self.set_cooler(True)
+        self.client.send_number(self.name, "CCD_TEMPERATURE", {"CCD_TEMPERATURE_VALUE": celsius})
+        self.set_point = celsius
+
+    def wait_temperature(self, celsius: float, tolerance: float = 0.5, timeout: float = 900.0) -> float:
+        """Wait until CCD_TEMPERATURE is within tolerance of the set-point; time out with the reading."""
+        try:
+            snap = self.client.wait_for(
+                self.name,
+                "CCD_TEMPERATURE",
+                lambda s: abs(float(s.values["CCD_TEMPERATURE_VALUE"]) - celsius) <= tolerance,
+                timeout,
+                f"{self.name} to reach {celsius:g} °C",
+            )
+        except IndiTimeout:
+            now = self.temperature()
+            raise IndiTimeout(
+                f"{self.name} did not reach {celsius:g} °C within {timeout:g} s (at {now} °C); "
+                "choose a warmer set-point or allow more time"
+            ) from None
+        return float(snap.values["CCD_TEMPERATURE_VALUE"])
+
+    # ---- exposing ------------------------------------------------------------------------------
+    def abort(self) -> None:
+        """Abort the exposure in progress; a waiting `expose()` raises `ExposureAborted` at once."""
+        self._abort.set()
+        self.client.wake()
+        if self._has("CCD_ABORT_EXPOSURE"):
+            self.client.send_switch(self.name, "CCD_ABORT_EXPOSURE", ["ABORT"])
+
+    def expose(
+        self,
+        exposure: float,
+        frame_type: str = "light",
+        filter_name: str | None = None,
+        timeout: float | None = None,
+        extra_header: dict[str, object] | None = None,
+    ) -> Frame:
+        """Expose and return the frame; aborts and raises `ExposureFailed` if no image arrives in time."""
+        if exposure < 0:
+            raise ExposureFailed(f"exposure must be ≥ 0 s (got {exposure}); fix the exposure")
+        self.set_frame_type(frame_type)
+        limits = self._need("CCD_EXPOSURE").limits.get("CCD_EXPOSURE_VALUE")
+        if limits is not None and limits.maximum > limits.minimum:
+            exposure = min(max(exposure, limits.minimum), limits.maximum)
+        wall = exposure / max(self.time_factor, 1e-9)
+        limit = timeout if timeout is not None else wall + self.download_timeout
+        self._abort.clear()
+        mark = self.client.blob_mark(self.name, "CCD1")
+        start = dt.datetime.now(dt.UTC)
+        self.client.send_number(self.name, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": exposure})
+        try:
+            arrival = self.client.wait_blob(
+                self.name, "CCD1", mark, limit, alert_on="CCD_EXPOSURE", cancel=self._abort
+            )
+        except ExposureAborted:
+            raise
+        except IndiTimeout:
+            with contextlib.suppress(IndiError):
+                self.abort()
+            raise ExposureFailed(
+                f"{self.name}: no image within {limit:.0f} s of a {exposure:g} s exposure; exposure aborted — "
+                "check the camera connection and driver"
+            ) from None
+        except IndiError as exc:
+            raise ExposureFailed(f"{self.name}: exposure failed: {exc}") from exc
+        data, header = decode_fits_blob(arrival.data, self.name)
+        self._complete_header(header, frame_type, exposure, filter_name, start, extra_header)
+        return Frame(data=data, header=header)
+
+    def _complete_header(
+        self,
+        header: fits.Header,
+        frame_type: str,
+        exposure: float,
+        filter_name: str | None,
+        start: dt.datetime,
+        extra: dict[str, object] | None,
+    ) -> None:
+        """Fill the keys every frame must carry from INDI state where the driver left them out."""
+        header["IMAGETYP"] = (IMAGETYP[frame_type], "type of frame")
+        header["FRAMETYP"] = (frame_type, "obsagent frame type")
+        header.setdefault("EXPTIME", exposure)
+        header.setdefault("DATE-OBS", start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3])
+        temp = self.temperature() if "CCD-TEMP" not in header else None
+        if temp is not None:
+            header["CCD-TEMP"] = (round(temp, 2), "sensor temperature [C]")
+        if self.set_point is not None:
+            header["SET-TEMP"] = (self.set_point, "cooler set-point [C]")
+        gain = self.gain()
+        if gain is not None:
+            header["GAIN"] = (gain, "sensor gain setting")
+        offset = self.offset()
+        if offset is not None:
+            header["OFFSET"] = (offset, "sensor offset setting")
+        if self._has("CCD_BINNING"):
+            xbin, ybin = self.binning()
+            header["XBINNING"] = xbin
+            header["YBINNING"] = ybin
+        if filter_name is not None:
+            header["FILTER"] = (filter_name, "filter in the light path")
+        elif "FILTER" not in header and self._has("FILTER_SLOT") and self._has("FILTER_NAME"):
+            slot = int(self._need("FILTER_SLOT").values["FILTER_SLOT_VALUE"])
+            names = list(self._need("FILTER_NAME").values.values())
+            if 1 <= slot <= len(names):
+                header["FILTER"] = (names[slot - 1], "filter in the light path")
+        header["INSTRUME"] = (self.name, "camera")
+        mode = self.current_readout_mode()
+        if mode is not None:
+            header["READOUTM"] = (mode, "readout mode")
+        pattern = self.bayer_pattern()
+        if pattern is not None:
+            header.setdefault("BAYERPAT", pattern)
+        if self._has("CCD_INFO"):
+            header.setdefault("BITDEPTH", int(self._need("CCD_INFO").values.get("CCD_BITSPERPIXEL", 16)))
+        for key, value in (extra or {}).items():
+            header[key] = value
+
+
+def frame_median(frame: Frame) -> float:
+    """Median ADU of a frame (used for quick level checks)."""
+    return float(np.median(frame.data))
