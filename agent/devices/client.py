@@ -239,7 +239,9 @@ class IndiClient:
         with self._cond:
             self._connected = connected
             if not connected:
-                log.warning("INDI server %s disconnected (code %s)", self.address, code)
+                # code 0 is our own disconnect; anything else is a lost server
+                level = logging.DEBUG if code == 0 else logging.WARNING
+                log.log(level, "INDI server %s disconnected (code %s)", self.address, code)
             self._version += 1
             self._cond.notify_all()
 
