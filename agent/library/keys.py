@@ -1,0 +1,201 @@
+"""The configuration key of a frame, and the library policy (thresholds, ages, tolerance).
+
+A master can calibrate a light only if their keys agree; these types say which fields
+take part for each frame type so grouping and matching share one definition.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class FrameType(enum.StrEnum):
+    LIGHT = "light"
+    DARK = "dark"
+    FLAT = "flat"
+    BIAS = "bias"
+    DARKFLAT = "darkflat"
+
+
+class SensorKind(enum.StrEnum):
+    CMOS = "cmos"
+    CCD = "ccd"
+
+
+CALIBRATION_TYPES: tuple[FrameType, ...] = (FrameType.BIAS, FrameType.DARK, FrameType.DARKFLAT, FrameType.FLAT)
+
+# Masters are built in this order so a flat finds the dark flat or bias it is calibrated with.
+BUILD_ORDER: tuple[FrameType, ...] = (FrameType.BIAS, FrameType.DARK, FrameType.DARKFLAT, FrameType.FLAT)
+
+# Key fields a sequence file may allow to differ, as named there.
+LOOSER_FIELDS: frozenset[str] = frozenset({"temperature", "offset", "gain", "readout_mode", "exposure"})
+
+# Columns of the exact part of a key, in the order used for grouping and indexing.
+KEY_COLUMNS: tuple[str, ...] = (
+    "frame_type",
+    "camera",
+    "sensor_kind",
+    "width",
+    "height",
+    "binning",
+    "gain",
+    "offset",
+    "readout_mode",
+    "bit_depth",
+    "filter",
+    "exposure_key",
+)
+
+
+def exposure_key(frame_type: FrameType, exposure: float | None) -> float | None:
+    """Exposure as it takes part in the key: darks and dark flats by exposure rounded to the
+    nearest second (sub-second exposures to the millisecond); bias, flats and lights not at all
+    (a flat's exposure only chooses its dark flat; a light's chooses its dark at match time)."""
+    if frame_type not in (FrameType.DARK, FrameType.DARKFLAT) or exposure is None:
+        return None
+    return round_exposure(exposure)
+
+
+def round_exposure(exposure: float) -> float:
+    if exposure >= 1.0:
+        return float(math.floor(exposure + 0.5))
+    return round(exposure, 3)
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """Everything that must agree between a master and the frames it calibrates.
+
+    `temperature` is the set-point (or sensor temperature when no set-point is recorded);
+    it is matched within a tolerance, not exactly, so it is kept beside the exact fields.
+    """
+
+    frame_type: FrameType
+    camera: str
+    sensor_kind: SensorKind
+    width: int
+    height: int
+    binning: str
+    gain: float | None
+    offset: float | None
+    readout_mode: str | None
+    bit_depth: int
+    filter: str | None
+    exposure_key: float | None
+    temperature: float | None = None
+
+    def exact(self) -> tuple[object, ...]:
+        """The exactly-matched fields as plain values (SQL parameters, dictionary keys)."""
+        return tuple(_plain(getattr(self, c)) for c in KEY_COLUMNS)
+
+    def for_type(self, frame_type: FrameType, exposure: float | None = None) -> ConfigKey:
+        """The key of a calibration frame that serves this configuration."""
+        keeps_filter = frame_type in (FrameType.FLAT, FrameType.LIGHT)
+        return replace(
+            self,
+            frame_type=frame_type,
+            filter=self.filter if keeps_filter else None,
+            exposure_key=exposure_key(frame_type, exposure),
+        )
+
+    def describe(self) -> str:
+        parts = [
+            self.frame_type.value,
+            self.camera,
+            self.sensor_kind.value,
+            f"{self.width}x{self.height}",
+            f"bin {self.binning}",
+            f"gain {_num(self.gain)}",
+            f"offset {_num(self.offset)}",
+        ]
+        if self.readout_mode:
+            parts.append(f"readout {self.readout_mode}")
+        parts.append(f"{self.bit_depth} bit")
+        if self.filter:
+            parts.append(f"filter {self.filter}")
+        if self.exposure_key is not None:
+            parts.append(f"{_num(self.exposure_key)} s")
+        if self.temperature is not None:
+            parts.append(f"{self.temperature:+.1f} °C")
+        return ", ".join(parts)
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {c: getattr(self, c) for c in KEY_COLUMNS}
+        out["frame_type"] = self.frame_type.value
+        out["sensor_kind"] = self.sensor_kind.value
+        out["temperature"] = self.temperature
+        return out
+
+    @classmethod
+    def from_row(cls, row: Any, temperature: float | None = None) -> ConfigKey:
+        def opt_float(name: str) -> float | None:
+            v = row[name]
+            return None if v is None else float(v)
+
+        return cls(
+            frame_type=FrameType(str(row["frame_type"])),
+            camera=str(row["camera"]),
+            sensor_kind=SensorKind(str(row["sensor_kind"])),
+            width=int(row["width"]),
+            height=int(row["height"]),
+            binning=str(row["binning"]),
+            gain=opt_float("gain"),
+            offset=opt_float("offset"),
+            readout_mode=None if row["readout_mode"] is None else str(row["readout_mode"]),
+            bit_depth=int(row["bit_depth"]),
+            filter=None if row["filter"] is None else str(row["filter"]),
+            exposure_key=opt_float("exposure_key"),
+            temperature=temperature,
+        )
+
+
+def _plain(v: object) -> object:
+    return v.value if isinstance(v, enum.Enum) else v
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "?"
+    return f"{v:g}"
+
+
+def _default_min_frames() -> dict[FrameType, int]:
+    return {FrameType.BIAS: 50, FrameType.DARK: 20, FrameType.DARKFLAT: 20, FrameType.FLAT: 20}
+
+
+def _default_max_age() -> dict[FrameType, float]:
+    return {FrameType.BIAS: 180.0, FrameType.DARK: 90.0, FrameType.DARKFLAT: 30.0, FrameType.FLAT: 14.0}
+
+
+@dataclass(frozen=True)
+class LibraryPolicy:
+    """Calibration policy; the agent fills it from the sequence file, the CLI from options."""
+
+    min_frames: Mapping[FrameType, int] = field(default_factory=_default_min_frames)
+    max_age_days: Mapping[FrameType, float] = field(default_factory=_default_max_age)
+    temperature_tolerance: float = 1.0
+    looser_matches: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        from agent.errors import ConfigError
+
+        unknown = set(self.looser_matches) - LOOSER_FIELDS
+        if unknown:
+            raise ConfigError(
+                f"unknown looser match {sorted(unknown)}; allowed: {', '.join(sorted(LOOSER_FIELDS))}"
+            )
+        if self.temperature_tolerance < 0:
+            raise ConfigError("temperature tolerance must be >= 0 °C")
+        for t in CALIBRATION_TYPES:
+            if self.min_frames.get(t, 1) < 1:
+                raise ConfigError(f"min frames for {t.value} must be at least 1")
+
+    def min_for(self, frame_type: FrameType) -> int:
+        return int(self.min_frames.get(frame_type, _default_min_frames()[frame_type]))
+
+    def max_age_for(self, frame_type: FrameType) -> float:
+        return float(self.max_age_days.get(frame_type, _default_max_age()[frame_type]))
