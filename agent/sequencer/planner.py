@@ -306,6 +306,17 @@ class _SunCurve:
         self.times = np.arange(start, end + SUN_STEP_S / 2, SUN_STEP_S)
         self.altitude = self.at(self.times)
         self.lowest = int(np.argmin(self.altitude))
+        self.lowest_time = self._vertex()
+
+    def _vertex(self) -> float:
+        """Time of the Sun's lowest point: a parabola through the grid minimum and its neighbours."""
+        i = self.lowest
+        if i == 0 or i == len(self.times) - 1:
+            return float(self.times[i])
+        a, b, c = self.altitude[i - 1 : i + 2]
+        curvature = a - 2 * b + c
+        shift = 0.5 * (a - c) / curvature if curvature > 0 else 0.0
+        return float(self.times[i] + np.clip(shift, -1.0, 1.0) * SUN_STEP_S)
 
     def at(self, unix: np.ndarray) -> np.ndarray:
         from astropy.time import Time
@@ -405,7 +416,7 @@ def _plan_night(seq: Sequence, date: dt.date, needs: NeedsFn | None) -> NightPla
     centre = _solar_midnight_guess(date, site.longitude, zone)
     sun = _SunCurve(observer, centre - 43200.0, centre + 43200.0)
     lowest_alt = float(sun.altitude[sun.lowest])
-    lowest_time = _utc(sun.times[sun.lowest])
+    lowest_time = _utc(sun.lowest_time)
     highest_alt = float(max(sun.altitude[0], sun.altitude[-1]))
 
     def clock(moment: dt.datetime) -> str:
@@ -566,7 +577,7 @@ def _flat_window(
     """The part of the dusk (or dawn) half of the night with the Sun between lower and upper."""
     up, low = brackets[("band_upper", period)], brackets[("band_lower", period)]
     lowest_alt = float(sun.altitude[sun.lowest])
-    lowest_time = _utc(sun.times[sun.lowest])
+    lowest_time = _utc(sun.lowest_time)
     edge = float(sun.times[0] if period == "dusk" else sun.times[-1])
     if up == "below" and low == "below":
         return SkyFlatWindow(
@@ -588,7 +599,7 @@ def _flat_window(
     if isinstance(low, int):
         t_low = crossing[("band_lower", period)]
     else:  # the Sun never gets below `lower`: the window runs to (or from) its lowest point
-        t_low = float(sun.times[sun.lowest])
+        t_low = sun.lowest_time
         reason = (
             f"the Sun gets no lower than {_fmt_alt(lowest_alt)} (at {clock(lowest_time)}); "
             f"the window {'ends' if period == 'dusk' else 'starts'} at the Sun's lowest point"
