@@ -317,6 +317,13 @@ class SimDriver(IPyDriver):
         self._cap_task: asyncio.Task[None] | None = None
         self._slew_task: asyncio.Task[None] | None = None
         self._temp_busy = False
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, xmldata: object) -> None:
+        """Serialise output: indipydriver yields between BLOB chunks, and another message written
+        then would land inside the BLOB's XML and corrupt the stream."""
+        async with self._send_lock:
+            await super().send(xmldata)
 
     # ------------------------------------------------------------------ helpers
     def vec(self, device: str, name: str) -> object:
@@ -484,6 +491,7 @@ class SimDriver(IPyDriver):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         exp["CCD_EXPOSURE_VALUE"] = duration
+        log.info("exposure %.4g s started (wall %.3g s)", duration, wall_total)
         await exp.send_setVector(state="Busy")
         exited_at = wall_total / 2 if "FAULT_DRIVER_EXIT" in w.faults else None
         while True:
@@ -527,6 +535,7 @@ class SimDriver(IPyDriver):
         ccd1["CCD1"] = blob
         ccd1.set_blobsize("CCD1", len(blob))
         await ccd1.send_setVectorMembers(state="Ok", members=["CCD1"])
+        log.info("exposure %.4g s done: %s %s, %d bytes sent", duration, frame_type, data.shape, len(blob))
         exp["CCD_EXPOSURE_VALUE"] = 0
         await exp.send_setVector(state="Ok")
 
