@@ -593,13 +593,26 @@ def parse_sequence(text: str, filename: str = "<sequence>") -> Sequence:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        what = str(exc.problem or "syntax error")
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            what += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+        elif exc.context:
+            what += f" ({exc.context})"
         raise SequenceError(filename, [Problem(filename, line, "", f"not valid YAML: {what}")]) from None
     except yaml.YAMLError as exc:
         raise SequenceError(filename, [Problem(filename, 1, "", f"not valid YAML: {exc}")]) from None
-    if not isinstance(data, dict) or root is None:
+    if root is None:
         raise SequenceError(
-            filename, [Problem(filename, 1, "", "the file must be a mapping of sections (site:, indi:, ...)")]
+            filename, [Problem(filename, 1, "", "the file is empty; start from examples/night.yaml")]
+        )
+    if not isinstance(data, dict):
+        raise SequenceError(
+            filename,
+            [
+                Problem(
+                    filename, 1, "", "the file must be a mapping of sections (version:, site:, indi:, ...)"
+                )
+            ],
         )
 
     lines: dict[_Path, int] = {}
