@@ -110,7 +110,9 @@ def sharpcap_header(exposure: float, *, when: float | None = None, ccd_temp: flo
     return h
 
 
-def asiair_header(frame_type: str, exposure: float, *, when: float | None = None, gain: int = 120) -> fits.Header:
+def asiair_header(
+    frame_type: str, exposure: float, *, when: float | None = None, gain: int = 120
+) -> fits.Header:
     when = time.time() - 3600 if when is None else when
     h = fits.Header()
     h["IMAGETYP"] = frame_type.capitalize()

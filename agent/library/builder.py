@@ -46,7 +46,17 @@ _MASTER_NAMES = {
 
 
 # Provenance keywords of a master kept in the library row (the FITS header has the rest).
-_STAT_KEYS = ("NCOMBINE", "REJECT", "REJ_LOW", "REJ_HIGH", "COMBINE", "NORMALIZ", "REJFRLO", "REJFRHI", "SRCHASH")
+_STAT_KEYS = (
+    "NCOMBINE",
+    "REJECT",
+    "REJ_LOW",
+    "REJ_HIGH",
+    "COMBINE",
+    "NORMALIZ",
+    "REJFRLO",
+    "REJFRHI",
+    "SRCHASH",
+)
 
 
 class RecipeUnavailable(Exception):
@@ -127,7 +137,9 @@ def stacking_recipe(
     if _probe("agent.stacking.calibrate", "build_master") is None:
         from agent.stacking import calibrate
 
-        result: MasterLike = calibrate.build_master(kind.value, paths, darkflat=darkflat, bias=bias, header=header)
+        result: MasterLike = calibrate.build_master(
+            kind.value, paths, darkflat=darkflat, bias=bias, header=header
+        )
         return result
     from agent.stacking import combine as combine_module
 
@@ -148,16 +160,19 @@ def group_signature(group: Group) -> str:
     return json.dumps({"key": group.key.exact(), "temperature": group.key.temperature})
 
 
-def plan(lib: Library, policy: LibraryPolicy, kinds: tuple[FrameType, ...] = BUILD_ORDER) -> tuple[
-    list[tuple[Group, dict[str, object]]], list[Waiting]
-]:
+def plan(
+    lib: Library, policy: LibraryPolicy, kinds: tuple[FrameType, ...] = BUILD_ORDER
+) -> tuple[list[tuple[Group, dict[str, object]]], list[Waiting]]:
     """Groups ready to build (with their inputs) and groups that must wait."""
     busy = {
-        str(r[0]) for r in lib.conn.execute("SELECT group_key FROM jobs WHERE state IN ('pending', 'running')")
+        str(r[0])
+        for r in lib.conn.execute("SELECT group_key FROM jobs WHERE state IN ('pending', 'running')")
     }
     failed = {
         str(r["group_key"]): r
-        for r in lib.conn.execute("SELECT id, group_key, frame_ids, reason FROM jobs WHERE state = 'failed' ORDER BY id")
+        for r in lib.conn.execute(
+            "SELECT id, group_key, frame_ids, reason FROM jobs WHERE state = 'failed' ORDER BY id"
+        )
     }
     ready: list[tuple[Group, dict[str, object]]] = []
     waiting: list[Waiting] = []
@@ -239,9 +254,9 @@ def flat_inputs(lib: Library, group: Group, policy: LibraryPolicy) -> dict[str, 
     return "flats of several exposures: waiting for a master bias"
 
 
-def schedule(lib: Library, policy: LibraryPolicy, kinds: tuple[FrameType, ...] = BUILD_ORDER) -> tuple[
-    list[int], list[Waiting]
-]:
+def schedule(
+    lib: Library, policy: LibraryPolicy, kinds: tuple[FrameType, ...] = BUILD_ORDER
+) -> tuple[list[int], list[Waiting]]:
     """Write a pending job for every ready group; returns the new job ids and the waiting groups."""
     ready, waiting = plan(lib, policy, kinds)
     job_ids = []
@@ -296,7 +311,9 @@ def process_alive(pid: int | None, token: str | None) -> bool:
 def recover_jobs(lib: Library) -> int:
     """Return jobs whose worker died to `pending` (or `failed` after repeated crashes)."""
     n = 0
-    for row in lib.conn.execute("SELECT id, pid, pid_start, attempts FROM jobs WHERE state = 'running'").fetchall():
+    for row in lib.conn.execute(
+        "SELECT id, pid, pid_start, attempts FROM jobs WHERE state = 'running'"
+    ).fetchall():
         if process_alive(row["pid"], row["pid_start"]):
             continue
         with lib.transaction() as c:
@@ -306,7 +323,10 @@ def recover_jobs(lib: Library) -> int:
                     (f"worker died {row['attempts']} times; see the log", time.time(), row["id"]),
                 )
             else:
-                c.execute("UPDATE jobs SET state = 'pending', pid = NULL WHERE id = ? AND state = 'running'", (row["id"],))
+                c.execute(
+                    "UPDATE jobs SET state = 'pending', pid = NULL WHERE id = ? AND state = 'running'",
+                    (row["id"],),
+                )
         n += 1
     return n
 
@@ -437,7 +457,9 @@ def _build(lib: Library, job: Any, recipe: str) -> int:
     master.write(target)
     if not target.is_file():
         raise RuntimeError(f"the recipe did not write {target}")
-    return register_master(lib, job_id, key, target, frames, master, inputs, float(inputs.get("tolerance", 1.0)))
+    return register_master(
+        lib, job_id, key, target, frames, master, inputs, float(inputs.get("tolerance", 1.0))
+    )
 
 
 def register_master(
@@ -490,15 +512,30 @@ def register_master(
             ),
         )
         master_id = int(cur.lastrowid or 0)
-        c.executemany("INSERT INTO master_sources (master_id, frame_id) VALUES (?, ?)", [(master_id, i) for i in ids])
+        c.executemany(
+            "INSERT INTO master_sources (master_id, frame_id) VALUES (?, ?)", [(master_id, i) for i in ids]
+        )
         c.execute(
             f"UPDATE frames SET state = 'in_master', master_id = ? WHERE id IN ({marks}) AND state = 'accumulating'",
             [master_id, *ids],
         )
-        where = " AND ".join(f"{col} IS ?" for col in (
-            "frame_type", "camera", "sensor_kind", "width", "height", "binning", "gain", "offset",
-            "readout_mode", "bit_depth", "filter", "exposure_key",
-        ))
+        where = " AND ".join(
+            f"{col} IS ?"
+            for col in (
+                "frame_type",
+                "camera",
+                "sensor_kind",
+                "width",
+                "height",
+                "binning",
+                "gain",
+                "offset",
+                "readout_mode",
+                "bit_depth",
+                "filter",
+                "exposure_key",
+            )
+        )
         old = [
             int(r["id"])
             for r in c.execute(
@@ -539,10 +576,33 @@ def _sources_hash(paths: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(paths)).encode()).hexdigest()
 
 
-def _worker_main(root: str, job_id: int, recipe: str) -> None:
+def next_pending(lib: Library) -> int | None:
+    row = lib.conn.execute(
+        "SELECT id FROM jobs WHERE state = 'pending' ORDER BY "
+        "CASE frame_type WHEN 'bias' THEN 0 WHEN 'dark' THEN 1 WHEN 'darkflat' THEN 2 ELSE 3 END, id LIMIT 1"
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def drain(lib: Library, policy: LibraryPolicy | None, recipe: str = DEFAULT_RECIPE) -> list[int]:
+    """Run pending jobs in build order until none is left; with a policy, groups that became
+    ready (flats whose dark flat was just built) are scheduled and run too."""
+    done: list[int] = []
+    while True:
+        job = next_pending(lib)
+        if job is None and policy is not None:
+            schedule(lib, policy)
+            job = next_pending(lib)
+        if job is None:
+            return done
+        run_job(lib, job, recipe)
+        done.append(job)
+
+
+def _worker_main(root: str, policy: LibraryPolicy | None, recipe: str) -> None:
     logging.basicConfig(level=logging.INFO)
     with Library(Path(root)) as lib:
-        run_job(lib, job_id, recipe)
+        drain(lib, policy, recipe)
 
 
 # running builds -----------------------------------------------------------------------------
@@ -561,35 +621,26 @@ class BuildRunner:
         self.recipe = recipe
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: multiprocessing.process.BaseProcess | None = None
-        self._job: int | None = None
         self._last_sweep = 0.0
-        self.finished: list[int] = []
 
     @property
     def busy(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
 
-    def poll(self) -> int | None:
-        """Reap a finished worker and start the next pending job; returns the job started."""
+    def poll(self) -> bool:
+        """Reap a finished worker, and start one if jobs are pending; True while one runs."""
         if self._proc is not None:
             if self._proc.is_alive():
-                return None
+                return True
             self._proc.join()
-            if self._job is not None:
-                self.finished.append(self._job)
-            self._proc, self._job = None, None
-        row = self.lib.conn.execute(
-            "SELECT id FROM jobs WHERE state = 'pending' ORDER BY "
-            "CASE frame_type WHEN 'bias' THEN 0 WHEN 'dark' THEN 1 WHEN 'darkflat' THEN 2 ELSE 3 END, id LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return None
-        self._job = int(row[0])
+            self._proc = None
+        if next_pending(self.lib) is None:
+            return False
         self._proc = self._ctx.Process(
-            target=_worker_main, args=(str(self.lib.root), self._job, self.recipe), name=f"obsagent-build-{self._job}"
+            target=_worker_main, args=(str(self.lib.root), self.policy, self.recipe), name="obsagent-build"
         )
         self._proc.start()
-        return self._job
+        return True
 
     def maybe_sweep(self, now: float | None = None) -> SweepReport | None:
         """The periodic sweep of a running agent (every SWEEP_INTERVAL_S), without waiting."""
@@ -599,15 +650,11 @@ class BuildRunner:
         self._last_sweep = now
         return sweep(self.lib, self.policy, runner=self, wait=False)
 
-    def wait(self, progress: Callable[[int], None] | None = None) -> None:
-        while True:
+    def wait(self) -> None:
+        """Block until no job is pending or running (the CLI; the agent polls instead)."""
+        while self.poll():
             if self._proc is not None:
                 self._proc.join()
-            started = self.poll()
-            if started is None and self._proc is None:
-                return
-            if progress and started is not None:
-                progress(started)
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.is_alive():
@@ -622,7 +669,6 @@ def sweep(
     runner: BuildRunner | None = None,
     wait: bool = True,
     build: bool = True,
-    progress: Callable[[int], None] | None = None,
 ) -> SweepReport:
     """Catch up after a restart: ingest orphaned captures, re-queue jobs whose worker died,
     schedule ready groups in build order and (with `wait`) run them to completion; flats are
@@ -638,17 +684,18 @@ def sweep(
         return report
     runner = runner or BuildRunner(lib, policy)
     before = {int(r[0]) for r in lib.conn.execute("SELECT id FROM jobs WHERE state IN ('done', 'failed')")}
-    while True:
-        new, waiting = schedule(lib, policy)
-        report.jobs_scheduled += new
-        report.waiting = waiting
-        if not wait:
-            runner.poll()
-            break
-        pending = lib.conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'pending'").fetchone()[0]
-        if not pending and not runner.busy:
-            break
-        runner.wait(progress)
+    first = {int(r[0]) for r in lib.conn.execute("SELECT id FROM jobs")}
+    new, report.waiting = schedule(lib, policy)
+    if wait:
+        runner.wait()
+        report.waiting = plan(lib, policy)[1]
+    else:
+        runner.poll()
+    report.jobs_scheduled = new + [
+        int(r[0])
+        for r in lib.conn.execute("SELECT id FROM jobs")
+        if int(r[0]) not in first and int(r[0]) not in new
+    ]
     for r in lib.conn.execute("SELECT id, state, reason FROM jobs WHERE state IN ('done', 'failed')"):
         if int(r["id"]) in before:
             continue

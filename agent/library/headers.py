@@ -120,7 +120,9 @@ def frame_type_from_header(header: fits.Header) -> FrameType | None:
             raise UnreadableFrame(f"{keyword} '{raw}' is a master, not a raw frame")
         if word in _TYPE_WORDS:
             return _TYPE_WORDS[word]
-        raise UnreadableFrame(f"unknown {keyword} '{raw}'; re-ingest with --type light|dark|flat|bias|darkflat")
+        raise UnreadableFrame(
+            f"unknown {keyword} '{raw}'; re-ingest with --type light|dark|flat|bias|darkflat"
+        )
     return None
 
 

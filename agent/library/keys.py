@@ -26,7 +26,12 @@ class SensorKind(enum.StrEnum):
     CCD = "ccd"
 
 
-CALIBRATION_TYPES: tuple[FrameType, ...] = (FrameType.BIAS, FrameType.DARK, FrameType.DARKFLAT, FrameType.FLAT)
+CALIBRATION_TYPES: tuple[FrameType, ...] = (
+    FrameType.BIAS,
+    FrameType.DARK,
+    FrameType.DARKFLAT,
+    FrameType.FLAT,
+)
 
 # Masters are built in this order so a flat finds the dark flat or bias it is calibrated with.
 BUILD_ORDER: tuple[FrameType, ...] = (FrameType.BIAS, FrameType.DARK, FrameType.DARKFLAT, FrameType.FLAT)

@@ -173,7 +173,9 @@ class Library:
 
     # ingest --------------------------------------------------------------------------------
 
-    def ingest_file(self, path: str | os.PathLike[str], *, frame_type: FrameType | None = None) -> IngestResult:
+    def ingest_file(
+        self, path: str | os.PathLike[str], *, frame_type: FrameType | None = None
+    ) -> IngestResult:
         """Record one file. Idempotent: the same path with the same bytes is left alone; a
         file the library cannot key is quarantined with the reason, never raised."""
         p = Path(path).resolve()
@@ -196,7 +198,9 @@ class Library:
             (checksum, key),
         ).fetchone()
         if duplicate is not None:
-            return IngestResult(key, "duplicate", int(duplicate["id"]), reason=f"same bytes as {duplicate['path']}")
+            return IngestResult(
+                key, "duplicate", int(duplicate["id"]), reason=f"same bytes as {duplicate['path']}"
+            )
         try:
             info: FrameInfo | None = read_frame_info(p, frame_type=frame_type)
             reason = None
@@ -299,7 +303,10 @@ class Library:
         """Frames our capture wrote whose row was never committed (crash between the two)."""
         if not self.frames_dir.exists():
             return []
-        known = {r[0] for r in self.conn.execute("SELECT path FROM frames WHERE path LIKE ?", (f"{self.frames_dir}%",))}
+        known = {
+            r[0]
+            for r in self.conn.execute("SELECT path FROM frames WHERE path LIKE ?", (f"{self.frames_dir}%",))
+        }
         return [p for p in iter_fits([self.frames_dir]) if str(p.resolve()) not in known]
 
     # groups --------------------------------------------------------------------------------
@@ -348,7 +355,9 @@ class Library:
 
     # masters -------------------------------------------------------------------------------
 
-    def masters(self, *, current_only: bool = False, frame_type: FrameType | None = None) -> list[MasterRecord]:
+    def masters(
+        self, *, current_only: bool = False, frame_type: FrameType | None = None
+    ) -> list[MasterRecord]:
         sql = "SELECT * FROM masters WHERE 1=1"
         args: list[object] = []
         if current_only:
@@ -463,11 +472,11 @@ class Library:
                 "SELECT state, COALESCE(frame_type, '-'), COUNT(*) FROM frames GROUP BY state, frame_type"
             )
         }
-        masters = self.conn.execute(
-            "SELECT COUNT(*), SUM(superseded_by IS NULL) FROM masters"
-        ).fetchone()
+        masters = self.conn.execute("SELECT COUNT(*), SUM(superseded_by IS NULL) FROM masters").fetchone()
         jobs = {r[0]: int(r[1]) for r in self.conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")}
-        lights = {r[0]: int(r[1]) for r in self.conn.execute("SELECT status, COUNT(*) FROM lights GROUP BY status")}
+        lights = {
+            r[0]: int(r[1]) for r in self.conn.execute("SELECT status, COUNT(*) FROM lights GROUP BY status")
+        }
         return {
             "frames": by_state,
             "masters": int(masters[0] or 0),
