@@ -243,3 +243,23 @@ def test_plan_serialises_to_json_with_utc_and_local_times() -> None:
     sunset = data["events"]["sunset"]["time"]
     assert sunset["utc"].endswith("+00:00") and sunset["local"].endswith("+11:00")
     assert data["blocks"] and data["sky_flat_windows"][0]["period"] == "dusk"
+
+
+def test_cached_earth_orientation_table_equals_astropys(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from astropy.time import Time
+    from astropy.utils import iers
+
+    from agent.sequencer import planner_iers
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(planner_iers, "_loaded", None)
+    first = planner_iers.earth_orientation_table()  # builds the cache
+    assert planner_iers._cache_file().exists()
+    monkeypatch.setattr(planner_iers, "_loaded", None)
+    cached = planner_iers.earth_orientation_table()  # reads it back
+    reference = iers.IERS_Auto.open()
+    times = Time(["2020-01-01", "2026-12-21", "2027-06-01"])
+    for table in (first, cached):
+        assert np.allclose(table.ut1_utc(times).value, reference.ut1_utc(times).value, atol=0, rtol=0)
+        for got, want in zip(table.pm_xy(times), reference.pm_xy(times), strict=True):
+            assert np.array_equal(got.value, want.value)

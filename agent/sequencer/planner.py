@@ -395,9 +395,15 @@ def plan_night(seq: Sequence, date: dt.date, needs: NeedsFn | None = None) -> Ni
     offline.configure()
     import astropy.units as u
     from astropy.coordinates.erfa_astrom import ErfaAstromInterpolator, erfa_astrom
+    from astropy.utils import iers
+
+    from agent.sequencer.planner_iers import earth_orientation_table
 
     # Interpolating the slowly varying astrometry parameters costs well under a milliarcsecond.
-    with erfa_astrom.set(ErfaAstromInterpolator(300 * u.s)):
+    with (
+        iers.earth_orientation_table.set(earth_orientation_table()),
+        erfa_astrom.set(ErfaAstromInterpolator(300 * u.s)),
+    ):
         return _plan_night(seq, date, needs)
 
 
