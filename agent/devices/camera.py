@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -51,6 +52,7 @@ class Camera:
         self.set_point: float | None = None
         self.readout_mode: str | None = None
         self._abort = threading.Event()
+        self.stop_event: threading.Event | None = None  # the night's abort, so a stop ends an exposure at once
 
     # ---- set-up ------------------------------------------------------------------------------
     def connect(self, timeout: float = 15.0) -> None:
@@ -235,9 +237,12 @@ class Camera:
         self.client.send_number(self.name, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": exposure})
         try:
             arrival = self.client.wait_blob(
-                self.name, "CCD1", mark, limit, alert_on="CCD_EXPOSURE", cancel=self._abort
+                self.name, "CCD1", mark, limit, alert_on="CCD_EXPOSURE", cancel=_Cancel(self._abort, self.stop_event)
             )
         except ExposureAborted:
+            if not self._abort.is_set():  # stopped from outside: make sure the camera stops too
+                with contextlib.suppress(IndiError):
+                    self.client.send_switch(self.name, "CCD_ABORT_EXPOSURE", ["ABORT"])
             raise
         except IndiTimeout:
             with contextlib.suppress(IndiError):
@@ -299,6 +304,16 @@ class Camera:
             header.setdefault("BITDEPTH", int(self._need("CCD_INFO").values.get("CCD_BITSPERPIXEL", 16)))
         for key, value in (extra or {}).items():
             header[key] = value
+
+
+class _Cancel:
+    """Set when the camera's own abort or the owner's stop event is set."""
+
+    def __init__(self, *events: threading.Event | None) -> None:
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
 
 
 def frame_median(frame: Frame) -> float:

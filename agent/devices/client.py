@@ -537,7 +537,7 @@ class IndiClient:
         after: int,
         timeout: float,
         alert_on: str | None = None,
-        cancel: threading.Event | None = None,
+        cancel: Any = None,
     ) -> BlobArrival:
         """Wait for a BLOB newer than `after`; ALERT on `alert_on` of the same device raises."""
 

@@ -72,6 +72,19 @@ class Mount:
             f"{self.name} to slew to RA {ra_hours:.3f} h Dec {dec_deg:.2f}°",
         )
 
+    def goto_j2000(self, ra_deg: float, dec_deg: float, when: dt.datetime | None = None) -> None:
+        """Slew to J2000 coordinates: precessed to the equinox of date, which INDI mounts expect."""
+        from agent import offline
+
+        offline.configure()
+        import astropy.units as u
+        from astropy.coordinates import TETE, SkyCoord
+        from astropy.time import Time
+
+        obstime = Time(when or dt.datetime.now(dt.UTC))
+        eod = SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg, frame="icrs").transform_to(TETE(obstime=obstime))
+        self.goto_radec(float(eod.ra.hour), float(eod.dec.deg), track=True)
+
     def site(self) -> tuple[float, float, float]:
         values = self.client.get(self.name, "GEOGRAPHIC_COORD").values
         lon = float(values["LONG"])

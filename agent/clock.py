@@ -1,0 +1,113 @@
+"""Clocks: real time, or the simulator's time followed over INDI.
+
+Every wait, window and timeout in the sequencer goes through a `Clock`, so a simulated night at
+×60 runs the same code as a real one. Waits are abortable: they return early when the abort
+event is set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Protocol
+
+from agent.errors import IndiError
+
+UTC = dt.UTC
+
+
+class Clock(Protocol):
+    @property
+    def time_factor(self) -> float: ...
+
+    def now(self) -> dt.datetime: ...
+
+    def sleep(self, seconds: float, abort: threading.Event | None = None) -> bool:
+        """Sleep `seconds` of clock time; False when aborted early."""
+        ...
+
+
+class RealClock:
+    time_factor = 1.0
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(UTC)
+
+    def sleep(self, seconds: float, abort: threading.Event | None = None) -> bool:
+        if seconds <= 0:
+            return not (abort and abort.is_set())
+        if abort is None:
+            time.sleep(seconds)
+            return True
+        return not abort.wait(seconds)
+
+
+def parse_utc(text: str) -> dt.datetime:
+    value = text.strip().replace("Z", "+00:00")
+    when = dt.datetime.fromisoformat(value)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+class SimClock:
+    """Follows the simulator's SIM_CLOCK property (UTC text + TIME_FACTOR) on the `Sim Clock` device.
+
+    Between updates it extrapolates from the last reading with the published factor, so `now()`
+    is smooth and needs no shared configuration with the simulator.
+    """
+
+    PROPERTY = "SIM_CLOCK"
+
+    def __init__(self, client: object, device: str = "Sim Clock") -> None:
+        from agent.devices.client import IndiClient
+
+        assert isinstance(client, IndiClient)
+        self.client = client
+        self.device = device
+        self._anchor: tuple[int, dt.datetime, float, float] | None = None  # version, sim, wall, factor
+
+    def _read(self) -> tuple[dt.datetime, float, float]:
+        try:
+            snap = self.client.get(self.device, self.PROPERTY)
+        except IndiError:
+            if self._anchor is None:
+                snap = self.client.wait_property(self.device, self.PROPERTY, timeout=10.0)
+            else:
+                _, sim, wall, factor = self._anchor
+                return sim, wall, factor
+        if self._anchor is None or snap.version != self._anchor[0]:
+            sim = parse_utc(str(snap.values["UTC"]))
+            factor = float(snap.values.get("TIME_FACTOR", 1.0))
+            self._anchor = (snap.version, sim, time.monotonic(), factor)
+        _, sim, wall, factor = self._anchor
+        return sim, wall, factor
+
+    @property
+    def time_factor(self) -> float:
+        return self._read()[2]
+
+    def now(self) -> dt.datetime:
+        sim, wall, factor = self._read()
+        return sim + dt.timedelta(seconds=(time.monotonic() - wall) * factor)
+
+    def set_factor(self, factor: float) -> None:
+        """Ask the simulator to run at another speed (fast-forwarding idle time)."""
+        self.client.set_number(self.device, "SIM_TIME_FACTOR", {"TIME_FACTOR": factor})
+        self.client.wait_for(
+            self.device, self.PROPERTY, lambda s: abs(float(s.values.get("TIME_FACTOR", 0)) - factor) < 1e-6,
+            10.0, "the simulator clock to change speed",
+        )
+
+    def sleep(self, seconds: float, abort: threading.Event | None = None) -> bool:
+        """Sleep in simulated seconds: wall time is seconds / factor, re-read as the factor may change."""
+        end = self.now() + dt.timedelta(seconds=seconds)
+        while True:
+            remaining = (end - self.now()).total_seconds()
+            if remaining <= 0:
+                return not (abort and abort.is_set())
+            wall = min(remaining / max(self.time_factor, 1e-9), 0.5)
+            if abort is not None:
+                if abort.wait(wall):
+                    return False
+            else:
+                time.sleep(wall)

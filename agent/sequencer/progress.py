@@ -1,0 +1,68 @@
+"""What the night runner persists: the state it was in and notes for the morning report.
+
+Counts of frames are never kept here: they come from the library, so a resumed night captures
+exactly what is still missing. The file is written atomically on every state change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunProgress:
+    night: str  # the evening's local date, YYYY-MM-DD
+    state: str = "startup"
+    started: str = ""
+    updated: str = ""
+    resumed: int = 0  # how many times this night was resumed after a stop
+    finished_activities: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def note(self, when: dt.datetime, kind: str, text: str) -> None:
+        self.events.append({"time": when.isoformat(timespec="seconds"), "kind": kind, "text": text})
+        if kind == "warning" and text not in self.warnings:
+            self.warnings.append(text)
+
+
+class ProgressStore:
+    """One JSON file per night under `<data>/nights/`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir / "nights"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, night: str) -> Path:
+        return self.dir / f"{night}.json"
+
+    def load(self, night: str) -> RunProgress | None:
+        path = self.path(night)
+        if not path.exists():
+            return None
+        try:
+            raw = json.loads(path.read_text())
+            return RunProgress(**raw)
+        except (ValueError, TypeError):
+            # A damaged progress file loses only notes: counts live in the library.
+            broken = path.with_suffix(".json.damaged")
+            os.replace(path, broken)
+            return None
+
+    def save(self, progress: RunProgress) -> None:
+        path = self.path(progress.night)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.dir)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(progress), fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def nights(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob("*.json"))

@@ -1,0 +1,61 @@
+"""Flats: panel flats (flip-flat) or sky flats in the dusk/dawn windows, for what the library lacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.devices.frame import Frame
+from agent.sequencer.context import NightContext
+from agent.sequencer.services import flat_needs
+
+
+def _sink(ctx: NightContext):  # type: ignore[no-untyped-def]
+    def sink(frame: Frame, kind: str, group: object, exposure: float) -> Path:
+        filter_name = getattr(group, "filter", None)
+        return ctx.store_frame(frame, kind, exposure, filter_name)
+
+    return sink
+
+
+def run_panel(ctx: NightContext) -> str:
+    from agent.sequencer.flats import ExposureLimits, FlatTarget, run_panel_flats
+    from agent.sequencer.flats_store import TrainedPanelTable
+
+    wanted = flat_needs(ctx)
+    if not wanted:
+        ctx.note("info", "no flats needed tonight")
+        return "dispatch"
+    policy = ctx.seq.calibration.flats
+    cam = ctx.rig.camera
+    full_scale = 2 ** cam.info().bit_depth - 1
+    target = FlatTarget(fraction=policy.adu_target, tolerance=policy.adu_tolerance, full_scale=full_scale)
+    report = run_panel_flats(
+        ctx.rig, wanted, target, TrainedPanelTable.in_data_dir(ctx.data_dir), _sink(ctx),
+        limits=ExposureLimits(allowed_min=policy.exposure_min, allowed_max=policy.exposure_max,
+                              preferred_min=max(policy.exposure_min, 0.5),
+                              preferred_max=min(policy.exposure_max, 10.0)),
+        gain=ctx.seq.camera.gain, offset=ctx.seq.camera.offset, binning=ctx.seq.camera.binning,
+        readout_mode=ctx.seq.camera.readout_mode, dark_flats=policy.dark_flats,
+    )
+    for note in report.notes:
+        ctx.note("warning", note)
+    for outcome in report.outcomes:
+        if outcome.error:
+            ctx.note("warning", f"flats {outcome.filter}: {outcome.error}")
+        else:
+            ctx.note("info", f"flats {outcome.filter}: {len(outcome.flats)} flats, {len(outcome.dark_flats)} dark flats")
+    return "dispatch"
+
+
+def _run_sky(ctx: NightContext, period: str) -> str:
+    from agent.sequencer.flats_sky_agent import run_sky_window
+
+    return run_sky_window(ctx, period)
+
+
+def run_dusk(ctx: NightContext) -> str:
+    return _run_sky(ctx, "dusk")
+
+
+def run_dawn(ctx: NightContext) -> str:
+    return _run_sky(ctx, "dawn")
