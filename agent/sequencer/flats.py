@@ -1,0 +1,685 @@
+"""Panel flat exposure control, shared level checks, and the panel flat run.
+
+The search is a pure function of a `take(brightness, exposure) -> level` callable, so it is tested
+on the simulator model without INDI and driven by the camera in a real run. It never loops: every
+path ends within `max_test_frames` with either settings or an error that says what the rig does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agent.errors import ObsAgentError
+
+if TYPE_CHECKING:
+    from agent.devices.frame import Frame
+    from agent.devices.rig import Rig
+    from agent.sequencer.flats_store import TrainedPanelTable
+
+log = logging.getLogger(__name__)
+
+FULL_SCALE_ADU = 65535.0
+
+
+class FlatError(ObsAgentError):
+    """Flats cannot be taken with this rig or these settings."""
+
+
+class PanelIgnored(FlatError):
+    """The camera's flat level does not follow the panel (e.g. the stock CCD simulator)."""
+
+
+class PanelTooBright(FlatError):
+    """Even the lowest brightness and the shortest allowed exposure saturate."""
+
+
+class PanelTooDim(FlatError):
+    """Even the highest brightness and the longest allowed exposure stay below the target."""
+
+
+@dataclass(frozen=True)
+class FlatTarget:
+    """The mean level flats should have, as fractions of full scale."""
+
+    fraction: float = 0.45
+    tolerance: float = 0.05
+    full_scale: float = FULL_SCALE_ADU
+    saturation_fraction: float = 0.95
+
+    @property
+    def level(self) -> float:
+        return self.fraction * self.full_scale
+
+    @property
+    def low(self) -> float:
+        return (self.fraction - self.tolerance) * self.full_scale
+
+    @property
+    def high(self) -> float:
+        return (self.fraction + self.tolerance) * self.full_scale
+
+    @property
+    def saturation(self) -> float:
+        return self.saturation_fraction * self.full_scale
+
+    def within(self, level: float, share: float = 1.0) -> bool:
+        """True when `level` is within `share` of the tolerance around the target."""
+        return abs(level - self.level) <= self.tolerance * self.full_scale * share
+
+    def saturated(self, level: float) -> bool:
+        return level >= self.saturation
+
+    def describe(self, level: float) -> str:
+        return f"{100 * level / self.full_scale:.1f} %"
+
+    def band(self) -> str:
+        return f"{100 * (self.fraction - self.tolerance):.0f}–{100 * (self.fraction + self.tolerance):.0f} %"
+
+
+def frame_level(data: np.ndarray) -> float:
+    """Median ADU of a frame, from every other pixel (the median is stable and this halves the work)."""
+    sample = data[::2, ::2] if data.shape[0] >= 16 and data.shape[1] >= 16 else data
+    return float(np.median(sample))
+
+
+# ----------------------------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class TestFrame:
+    """One frame taken to find the settings, and what it showed."""
+
+    brightness: float | None
+    exposure: float
+    level: float
+    saturated: bool
+
+
+@dataclass(frozen=True)
+class PanelSettings:
+    """Brightness (None: a panel without intensity control) and exposure that give the target level."""
+
+    brightness: float | None
+    exposure: float
+    level: float  # the level these settings gave (or are predicted to give after a final exposure trim)
+
+
+@dataclass
+class SearchResult:
+    settings: PanelSettings
+    test_frames: list[TestFrame]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ExposureLimits:
+    """Panel exposures: `preferred` avoids flicker and long waits; `allowed` is the hard range."""
+
+    preferred_min: float = 0.5
+    preferred_max: float = 10.0
+    allowed_min: float = 0.1
+    allowed_max: float = 30.0
+    start: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.allowed_min <= self.preferred_min < self.preferred_max <= self.allowed_max:
+            raise FlatError(
+                "exposure limits must satisfy 0 < allowed_min ≤ preferred_min < preferred_max ≤ allowed_max; "
+                "fix exposure_min/exposure_max"
+            )
+
+
+class _Exhausted(Exception):
+    """Neither brightness nor exposure can move further in the needed direction."""
+
+    def __init__(self, too_bright: bool) -> None:
+        super().__init__()
+        self.too_bright = too_bright
+
+
+class _Found(Exception):
+    def __init__(self, settings: PanelSettings) -> None:
+        super().__init__()
+        self.settings = settings
+
+
+@dataclass
+class _Side:
+    brightness: float
+    level: float
+    saturated: bool
+    kept: int = 0  # how many times this end stayed while the other moved (Illinois weighting)
+
+
+class PanelSearch:
+    """Find brightness (or exposure) that gives the target level with as few test frames as possible.
+
+    Exposure stays fixed inside the preferred range (so every filter can share one dark-flat exposure)
+    while the brightness is bracketed: one-sided steps assume level ∝ light, two-sided steps interpolate
+    between the bracket ends (Illinois-weighted regula falsi, bisection when an end is saturated or dark).
+    Exposure moves only when brightness is exhausted, or to trim the last step of a coarse brightness
+    scale; it is exact because the sensor is linear in exposure.
+    """
+
+    def __init__(
+        self,
+        target: FlatTarget,
+        brightness_range: tuple[float, float] | None,
+        limits: ExposureLimits | None = None,
+        pedestal: float = 0.0,
+        brightness_step: float = 1.0,
+        max_test_frames: int = 16,
+        search_share: float = 0.5,
+    ) -> None:
+        self.target = target
+        self.limits = limits or ExposureLimits()
+        self.pedestal = pedestal
+        self.step = brightness_step
+        self.max_test_frames = max_test_frames
+        self.share = search_share
+        if brightness_range is not None:
+            low, high = brightness_range
+            low = max(low, brightness_step)  # 0 is "off" on most panels
+            brightness_range = None if high <= low else (low, high)
+        self.range = brightness_range
+        self._frames: list[TestFrame] = []
+
+    # -- helpers
+    def _signal(self, level: float) -> float:
+        return level - self.pedestal
+
+    def _ratio(self, level: float) -> float | None:
+        """Light factor that would bring `level` to the target, assuming level ∝ light; None if unknown."""
+        signal = self._signal(level)
+        if self.target.saturated(level) or signal <= 0.01 * self._signal(self.target.level):
+            return None
+        return self._signal(self.target.level) / signal
+
+    def _round(self, b: float) -> float:
+        assert self.range is not None
+        b = round(b / self.step) * self.step
+        return min(max(b, self.range[0]), self.range[1])
+
+    def search(
+        self, take: Callable[[float | None, float], float], start: PanelSettings | None = None
+    ) -> SearchResult:
+        """Run the search; `take(brightness, exposure)` exposes one test frame and returns its level."""
+        frames: list[TestFrame] = []
+        self._frames = frames
+        lim = self.limits
+        t = start.exposure if start else lim.start
+        t = min(max(t, lim.preferred_min), lim.preferred_max)
+        b: float | None = None
+        if self.range is not None:
+            b = self._round(
+                start.brightness if start and start.brightness is not None else sum(self.range) / 2
+            )
+        try:
+            return self._loop(take, frames, t, b)
+        except _Found as found:
+            note = "the light cannot be set closer; using the best test frame"
+            return SearchResult(found.settings, frames, note)
+
+    def _loop(
+        self, take: Callable[[float | None, float], float], frames: list[TestFrame], t: float, b: float | None
+    ) -> SearchResult:
+        lim = self.limits
+        below: _Side | None = None
+        above: _Side | None = None
+        note = ""
+        while True:
+            if len(frames) >= self.max_test_frames:
+                raise FlatError(self._give_up(frames))
+            level = take(b, t)
+            sat = self.target.saturated(level)
+            frames.append(TestFrame(b, t, level, sat))
+            log.debug("test frame %d: brightness %s exposure %.3f s level %.0f", len(frames), b, t, level)
+            if not sat and self.target.within(level, self.share):
+                return SearchResult(PanelSettings(b, t, level), frames, note)
+            if self._level_ignores_light(frames):
+                raise PanelIgnored(self._ignored_message(frames))
+            ratio = self._ratio(level)
+            if b is None or self.range is None:
+                t = self._next_exposure_or_best(frames, t, level, ratio)
+                continue
+            side = _Side(b, level, sat)
+            if level < self.target.level:
+                if below is None or b >= below.brightness:
+                    below = side
+                    if above is not None:
+                        above.kept += 1
+            else:
+                if above is None or b <= above.brightness:
+                    above = side
+                    if below is not None:
+                        below.kept += 1
+            nb = self._next_brightness(b, level, ratio, below, above)
+            if nb is not None and nb != b and not any(f.brightness == nb and f.exposure == t for f in frames):
+                b = nb
+                continue
+            # Brightness cannot help: at an end of the range, or the bracket is one step wide.
+            usable = [
+                f for f in frames if f.exposure == t and not f.saturated and self._ratio(f.level) is not None
+            ]
+            if usable and self.range[0] < b < self.range[1]:
+                best = min(usable, key=lambda f: abs(f.level - self.target.level))
+                r = self._ratio(best.level)
+                assert r is not None and best.brightness is not None
+                trimmed = t * r
+                if lim.preferred_min <= trimmed <= lim.preferred_max:
+                    note = f"brightness steps too coarse; exposure trimmed from {t:g} s to {trimmed:.3g} s"
+                    predicted = self.pedestal + self._signal(best.level) * r
+                    return SearchResult(PanelSettings(best.brightness, trimmed, predicted), frames, note)
+            t = self._next_exposure_or_best(frames, t, level, ratio)
+
+    def _next_exposure_or_best(self, frames: list[TestFrame], t: float, level: float, ratio: float | None) -> float:
+        """The next exposure; when the light cannot change any more, a frame within full tolerance still counts."""
+        try:
+            return self._next_exposure(frames, t, level, ratio)
+        except _Exhausted as end:
+            good = [f for f in frames if not f.saturated and self.target.within(f.level)]
+            if good:
+                best = min(good, key=lambda f: abs(f.level - self.target.level))
+                raise _Found(PanelSettings(best.brightness, best.exposure, best.level)) from None
+            raise self._exhausted(frames, end.too_bright) from None
+
+    def _next_brightness(
+        self, b: float, level: float, ratio: float | None, below: _Side | None, above: _Side | None
+    ) -> float | None:
+        assert self.range is not None
+        lo_b, hi_b = self.range
+        if below is not None and above is not None:
+            if above.brightness - below.brightness <= self.step:
+                return None
+            informative = not above.saturated and self._ratio(below.level) is not None
+            if informative:
+                # Illinois: halve the residual of an end that has stayed put twice, so it cannot stall.
+                f_lo = below.level - self.target.level
+                f_hi = above.level - self.target.level
+                if below.kept >= 2:
+                    f_lo /= 2 ** (below.kept - 1)
+                if above.kept >= 2:
+                    f_hi /= 2 ** (above.kept - 1)
+                nb = below.brightness + (-f_lo) * (above.brightness - below.brightness) / (f_hi - f_lo)
+            else:
+                nb = (
+                    math.sqrt(below.brightness * above.brightness)
+                    if above.saturated
+                    else (below.brightness + above.brightness) / 2
+                )
+            nb = self._round(nb)
+            if nb <= below.brightness:
+                nb = below.brightness + self.step
+            if nb >= above.brightness:
+                nb = above.brightness - self.step
+            return nb
+        if below is not None and b >= hi_b or above is not None and below is None and b <= lo_b:
+            return None
+        step = self._one_sided(b, level, ratio, below is not None)
+        return self._round(step)
+
+    def _one_sided(self, b: float, level: float, ratio: float | None, dim: bool) -> float:
+        """Next brightness while every frame so far was on one side of the target.
+
+        With two unsaturated frames on this side the local response gives a secant step (a curve that
+        flattens out sends it to the end of the range at once); otherwise level ∝ brightness is assumed.
+        """
+        if ratio is None:
+            return b * 4 if dim else b / 4
+        prev = self._previous_same_side(b, dim)
+        if prev is not None and prev.brightness is not None:
+            slope = (level - prev.level) / (b - prev.brightness)
+            if slope <= 0:
+                return b * 8 if dim else b / 8
+            nb = b + (self.target.level - level) / slope
+            return min(max(nb, b / 8), b * 8)
+        return b * ratio
+
+    def _previous_same_side(self, b: float, dim: bool) -> TestFrame | None:
+        for f in reversed(self._frames[:-1]):
+            if f.exposure != self._frames[-1].exposure or f.brightness in (None, b) or f.saturated:
+                continue
+            if (f.level < self.target.level) == dim and self._ratio(f.level) is not None:
+                return f
+        return None
+
+    def _next_exposure(self, frames: list[TestFrame], t: float, level: float, ratio: float | None) -> float:
+        """Move the exposure: inside the preferred range first, out to the allowed range only when needed."""
+        lim = self.limits
+        if ratio is None:
+            ratio = 0.25 if self.target.saturated(level) else 8.0
+        wanted = t * ratio
+        if lim.preferred_min <= wanted <= lim.preferred_max:
+            new = wanted
+        elif wanted < t:
+            new = lim.preferred_min if t > lim.preferred_min else max(wanted, lim.allowed_min)
+        else:
+            new = lim.preferred_max if t < lim.preferred_max else min(wanted, lim.allowed_max)
+        if abs(new - t) > 1e-9 * t:
+            return new
+        if self._level_ignores_light(frames, at_end=True):
+            raise PanelIgnored(self._ignored_message(frames))
+        raise _Exhausted(wanted < t)
+
+    def _exhausted(self, frames: list[TestFrame], too_bright: bool) -> FlatError:
+        lim = self.limits
+        t, level = frames[-1].exposure, frames[-1].level
+        b = frames[-1].brightness
+        where = f"brightness {b:g}, " if b is not None else ""
+        if too_bright:
+            return PanelTooBright(
+                f"the flat level is {self.target.describe(level)} at {where}{t:g} s, the least light allowed; "
+                f"dim the panel (diffuser, lower intensity) or allow exposures below {lim.allowed_min:g} s"
+            )
+        return PanelTooDim(
+            f"the flat level is only {self.target.describe(level)} at {where}{t:g} s, the most light allowed; "
+            f"brighten the panel or allow exposures above {lim.allowed_max:g} s"
+        )
+
+    def _level_ignores_light(self, frames: list[TestFrame], at_end: bool = False) -> bool:
+        """True when the light changed at least 4x but the level did not move (0.5 %).
+
+        An unsaturated constant level proves it at once; a saturated one only when the search has run out
+        of ways to reduce the light (a far too bright panel looks the same, and the message says so).
+        """
+        if len(frames) < 2:
+            return False
+        light = [self._light(f) for f in frames]
+        span = max(light) / min(light)
+        levels = [f.level for f in frames]
+        if (max(levels) - min(levels)) > 0.005 * max(max(levels), 1.0) or span < 4:
+            return False
+        if min(levels) >= 0.999 * self.target.full_scale:
+            return False  # clipped at the ADC maximum: real light, far too much of it
+        return at_end or not any(f.saturated for f in frames)
+
+    def _light(self, f: TestFrame) -> float:
+        return (f.brightness if f.brightness is not None else 1.0) * f.exposure
+
+    def _ignored_message(self, frames: list[TestFrame]) -> str:
+        light = [self._light(f) for f in frames]
+        span = max(light) / min(light)
+        bs = [f.brightness for f in frames if f.brightness is not None]
+        ts = [f.exposure for f in frames]
+        where = f"brightness {min(bs):g}–{max(bs):g}, " if bs else ""
+        return (
+            f"the camera's flat level ignores the panel: it stayed at {frames[-1].level:.0f} ADU over {len(frames)} "
+            f"test frames while the light changed ×{span:.0f} ({where}exposure {min(ts):g}–{max(ts):g} s); "
+            "check that the panel is on the telescope and lit (a simulated camera may not model it"
+            + (", or the panel is far too bright)" if frames[-1].saturated else ")")
+        )
+
+    def _give_up(self, frames: list[TestFrame]) -> str:
+        tried = ", ".join(
+            f"{f.brightness}/{f.exposure:g}s→{self.target.describe(f.level)}" for f in frames[-4:]
+        )
+        return (
+            f"no brightness/exposure reached {self.target.band()} in {len(frames)} test frames (last: {tried}); "
+            "the panel's light is unsteady — check its power and cap"
+        )
+
+
+def panel_settings(
+    key: str, table: TrainedPanelTable, search: PanelSearch, take: Callable[[float | None, float], float]
+) -> tuple[PanelSettings, int, str]:
+    """Trained settings when the table has them (no test frames), else a search whose result is stored.
+
+    Returns (settings, test frames used, note).
+    """
+    trained = table.get(key)
+    if trained is not None:
+        return trained, 0, ""
+    result = search.search(take)
+    table.put(key, result.settings)
+    return result.settings, len(result.test_frames), result.note
+
+
+# ----------------------------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True)
+class FlatGroup:
+    """What a set of flats must share with the lights it calibrates."""
+
+    camera: str
+    filter: str
+    gain: float | None = None
+    offset: float | None = None
+    binning: int = 1
+    readout_mode: str | None = None
+
+    def key(self) -> str:
+        def part(v: object) -> str:
+            return "-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
+
+        return "|".join(
+            part(v) for v in (self.camera, self.filter, self.gain, self.binning, self.readout_mode)
+        )
+
+
+@dataclass
+class FilterOutcome:
+    filter: str
+    wanted: int
+    flats: list[Path] = field(default_factory=list)
+    dark_flats: list[Path] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    levels: list[float] = field(default_factory=list)
+    settings: PanelSettings | None = None
+    trained: bool = False  # settings came from the trained table (no search)
+    test_frames: int = 0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PanelRunReport:
+    outcomes: list[FilterOutcome]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.error is None and len(o.flats) >= o.wanted for o in self.outcomes)
+
+
+FrameSink = Callable[["Frame", str, FlatGroup, float], Path]  # (frame, kind, group, exposure) -> stored path
+
+
+def _stem(kind: str, group: FlatGroup) -> str:
+    safe = group.filter.replace(" ", "_").replace("/", "_")
+    gain = "" if group.gain is None else f"_g{group.gain:g}"
+    return f"{kind}_{safe}{gain}_bin{group.binning}"
+
+
+def directory_sink(root: Path) -> FrameSink:
+    """Write frames atomically as `root/<kind>/<kind>_<filter>_g<gain>_bin<b>_<exp>s_<n>.fits`, never overwriting."""
+
+    def sink(frame: Frame, kind: str, group: FlatGroup, exposure: float) -> Path:
+        folder = root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        index = existing_count(root, kind, group, exposure) + 1
+        while True:
+            path = folder / f"{_stem(kind, group)}_{exposure:.4g}s_{index:04d}.fits"
+            if not path.exists():
+                return frame.write(path)
+            index += 1
+
+    return sink
+
+
+def existing_count(root: Path, kind: str, group: FlatGroup, exposure: float | None = None) -> int:
+    """Frames of this group already written by an earlier (perhaps interrupted) run: a rerun resumes."""
+    exp = "*" if exposure is None else f"{exposure:.4g}"
+    return len(list((root / kind).glob(f"{_stem(kind, group)}_{exp}s_*.fits")))
+
+
+def run_panel_flats(
+    rig: Rig,
+    needs: Mapping[str, int],
+    target: FlatTarget,
+    table: TrainedPanelTable,
+    sink: FrameSink,
+    limits: ExposureLimits | None = None,
+    gain: float | None = None,
+    offset: float | None = None,
+    binning: int = 1,
+    readout_mode: str | None = None,
+    dark_flats: bool = True,
+    dark_flat_needs: Mapping[str, int] | None = None,
+    light_bit_depth: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> PanelRunReport:
+    """Close the cap, light the panel and take the needed flats (then dark flats) filter by filter.
+
+    `needs` maps filter -> flats still lacking (the library's answer, or what is left of --count).
+    Stops at the first rig-level failure (panel ignored, too dim/bright is per filter) and says why.
+    """
+    if rig.panel is None:
+        raise FlatError(
+            "panel flats need a flat panel; name it in indi.devices.flat_panel or use --source sky"
+        )
+    cam, panel = rig.camera, rig.panel
+    limits = limits or ExposureLimits()
+    report = PanelRunReport(outcomes=[])
+    if gain is not None:
+        cam.set_gain(gain)
+    if offset is not None:
+        cam.set_offset(offset)
+    cam.set_binning(binning)
+    if readout_mode is not None:
+        cam.set_readout_mode(readout_mode)  # the lights' mode, before every flat block
+    bit_depth = cam.info().bit_depth
+    if light_bit_depth is not None and bit_depth != light_bit_depth:
+        report.notes.append(
+            f"flats are {bit_depth}-bit but the lights are {light_bit_depth}-bit; set the lights' readout mode"
+        )
+    if panel.has_cap:
+        panel.close_cap()
+    else:
+        report.notes.append(f"{panel.name} has no dust cap; it must sit on the telescope by hand")
+    brightness_range = panel.brightness_range() if panel.has_brightness else None
+    if brightness_range is None:
+        report.notes.append(
+            f"{panel.name} has no intensity control: searching exposure at its fixed brightness"
+        )
+    panel.light(True)
+    light_on = True
+    real_gain = cam.gain() if gain is None else gain
+    stopped: str | None = None
+    try:
+        for filter_name, wanted in needs.items():
+            outcome = FilterOutcome(filter=filter_name, wanted=wanted)
+            report.outcomes.append(outcome)
+            if stopped:
+                outcome.error = f"skipped: {stopped}"
+                continue
+            if wanted <= 0:
+                continue
+            group = FlatGroup(
+                cam.name, filter_name, real_gain, offset, binning, readout_mode or cam.current_readout_mode()
+            )
+            if rig.wheel is not None:
+                rig.wheel.move_to(filter_name)
+            elif filter_name:
+                outcome.notes.append("no filter wheel: the filter in the light path is assumed")
+            if not light_on:
+                panel.light(True)
+                light_on = True
+
+            def take(brightness: float | None, exposure: float, filter_name: str = filter_name) -> float:
+                if brightness is not None:
+                    panel.set_brightness(brightness)
+                return frame_level(cam.expose(exposure, "flat", filter_name=filter_name).data)
+
+            search = PanelSearch(target, brightness_range, limits)
+            try:
+                settings, frames_used, note = panel_settings(group.key(), table, search, take)
+                outcome.trained = frames_used == 0
+                outcome.test_frames = frames_used
+                if note:
+                    outcome.notes.append(note)
+                if settings.brightness is not None:
+                    panel.set_brightness(settings.brightness)
+            except PanelIgnored as exc:
+                outcome.error = str(exc)
+                stopped = "the camera's flat level ignores the panel (see the first filter)"
+                continue
+            except FlatError as exc:
+                outcome.error = str(exc)
+                continue
+            outcome.settings = settings
+            _take_flats(cam, group, settings, outcome, target, sink, progress, table, search, take)
+            if dark_flats and outcome.flats:
+                panel.light(False)
+                light_on = False
+                n = len(outcome.flats) if dark_flat_needs is None else dark_flat_needs.get(filter_name, 0)
+                exposure = outcome.settings.exposure if outcome.settings else settings.exposure
+                for i in range(n):
+                    frame = cam.expose(exposure, "darkflat", filter_name=filter_name)
+                    outcome.dark_flats.append(sink(frame, "darkflat", group, exposure))
+                    if progress:
+                        progress(f"dark flats {filter_name}", i + 1, n)
+    finally:
+        if light_on:
+            panel.light(False)
+    return report
+
+
+def _take_flats(
+    cam: object,
+    group: FlatGroup,
+    settings: PanelSettings,
+    outcome: FilterOutcome,
+    target: FlatTarget,
+    sink: FrameSink,
+    progress: Callable[[str, int, int], None] | None,
+    table: TrainedPanelTable,
+    search: PanelSearch,
+    take: Callable[[float | None, float], float],
+) -> None:
+    """Take the flats, checking each level; a drifting panel is re-searched, never looped on."""
+    from agent.devices.camera import Camera
+
+    assert isinstance(cam, Camera)
+    misses = 0
+    researched = False
+    while len(outcome.flats) < outcome.wanted:
+        frame = cam.expose(settings.exposure, "flat", filter_name=group.filter)
+        level = frame_level(frame.data)
+        if target.saturated(level) or not target.within(level):
+            outcome.rejected.append(
+                f"flat at {settings.exposure:g} s: level {target.describe(level)} outside {target.band()}"
+            )
+            misses += 1
+            if misses >= 2:
+                if researched:
+                    outcome.error = (
+                        f"flats keep missing {target.band()} after a fresh search (last {target.describe(level)}); "
+                        "the panel light is unsteady"
+                    )
+                    return
+                log.info("%s: flat level drifted to %.0f; searching again", group.filter, level)
+                result = search.search(take, start=settings)
+                outcome.test_frames += len(result.test_frames)
+                settings = result.settings
+                outcome.settings = settings
+                outcome.trained = False
+                table.put(group.key(), settings)
+                researched = True
+                misses = 0
+            continue
+        misses = 0
+        frame.header["FLATLVL"] = (round(level, 1), "median ADU when captured")
+        if settings.brightness is not None:
+            frame.header["FLATBRT"] = (settings.brightness, "panel brightness")
+        outcome.flats.append(sink(frame, "flat", group, settings.exposure))
+        outcome.levels.append(level)
+        if progress:
+            progress(f"flats {group.filter}", len(outcome.flats), outcome.wanted)
