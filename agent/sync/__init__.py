@@ -1,1 +1,1 @@
-"""agent/sync"""
+"""Sync of masters upstream: an outbox in the library database, uploaders, retention of raw frames."""
