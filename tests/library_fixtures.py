@@ -12,6 +12,7 @@ keywords are the common set and were not checked against a real ASIAIR file.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import numpy as np
 from astropy.io import fits
 
 from agent.fitsfile import write_fits_atomic
+from agent.library.keys import ConfigKey, FrameType, SensorKind
+from agent.library.store import Library
 
 SHAPE = (24, 32)
 CAMERA = "ZWO ASI294MC Pro"
@@ -146,3 +149,55 @@ def write_series(
     return [
         write_frame(folder / f"{stem}_{i:04d}{suffix}", h, level=level, seed=i) for i, h in enumerate(headers)
     ]
+
+
+def light_key(**changes: object) -> ConfigKey:
+    """A NINA-style light configuration; keyword arguments change single fields."""
+    base = ConfigKey(
+        frame_type=FrameType.LIGHT,
+        camera=CAMERA,
+        sensor_kind=SensorKind.CMOS,
+        width=SHAPE[1],
+        height=SHAPE[0],
+        binning="1x1",
+        gain=120.0,
+        offset=30.0,
+        readout_mode=None,
+        bit_depth=16,
+        filter="L",
+        exposure_key=None,
+        temperature=-10.0,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def add_master(
+    lib: Library,
+    key: ConfigKey,
+    *,
+    exposure: float | None = None,
+    created: float | None = None,
+    expires: float | None = None,
+    superseded_by: int | None = None,
+) -> int:
+    """Register a master row directly (matching and needs look only at rows, not pixels)."""
+    created = time.time() - 86400 if created is None else created
+    expires = created + 30 * 86400 if expires is None else expires
+    with lib.transaction() as c:
+        cur = c.execute(
+            "INSERT INTO masters (frame_type, camera, sensor_kind, width, height, binning, gain, offset, "
+            "readout_mode, bit_depth, filter, exposure_key, temperature, exposure, path, n_sources, method, "
+            "sources_hash, created_at, newest_source, expires_at, superseded_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 20, 'test', '-', ?, ?, ?, ?)",
+            (
+                *key.exact(),
+                key.temperature,
+                exposure if exposure is not None else key.exposure_key,
+                f"/masters/{key.frame_type.value}-{created}-{time.monotonic_ns()}.fits",
+                created,
+                created,
+                expires,
+                superseded_by,
+            ),
+        )
+        return int(cur.lastrowid or 0)

@@ -187,7 +187,7 @@ class Library:
         existing = self.conn.execute(
             "SELECT id, checksum, state FROM frames WHERE path = ?", (key,)
         ).fetchone()
-        if existing is not None and existing["checksum"] == checksum:
+        if existing is not None and existing["checksum"] == checksum and existing["state"] != "quarantined":
             return IngestResult(key, "unchanged", int(existing["id"]))
         if existing is not None and existing["state"] in ("in_master",):
             return IngestResult(
