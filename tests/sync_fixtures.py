@@ -261,4 +261,4 @@ class FakeDisk:
 
     def __call__(self, path: Path) -> Any:
         used = self.used()
-        return shutil._ntuple_diskusage(self.capacity, used, self.capacity - used)  # type: ignore[attr-defined]
+        return shutil._ntuple_diskusage(self.capacity, used, self.capacity - used)
