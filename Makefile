@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := indi-bin libdbus-1-dev libglib2.0-dev pkg-config python3-venv
+APT_PACKAGES := indi-bin libdbus-1-dev libglib2.0-dev pkg-config python3-venv openssh-server openssh-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all setup system-deps test demo lint clean

@@ -336,11 +336,11 @@ class CalibrationPolicy(_Strict):
 
 
 class StackingDefaults(_Strict):
-    rejection: Literal["none", "minmax", "percentile", "sigma", "mad", "winsorized", "linear-fit", "gesd"] = (
-        "winsorized"
-    )
-    low: float = Field(default=3.0, gt=0, description="lower rejection threshold (sigma, or fraction)")
-    high: float = Field(default=3.0, gt=0, description="upper rejection threshold (sigma, or fraction)")
+    rejection: Literal[
+        "auto", "none", "percentile", "sigma", "mad", "avgsigma", "winsorized", "linearfit", "gesd"
+    ] = "auto"
+    low: float | None = Field(default=None, gt=0, description="lower threshold (default: the method's own)")
+    high: float | None = Field(default=None, gt=0, description="upper threshold (default: the method's own)")
     combine: Literal["mean", "median"] = "mean"
     memory_limit_mb: int = Field(default=1024, ge=64)
 

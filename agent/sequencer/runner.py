@@ -50,6 +50,8 @@ def pick_clock(client: IndiClient) -> Clock:
     client.settle(quiet=0.3, timeout=3.0)
     for device in client.devices():
         if client.has(device, SimClock.PROPERTY):
+            if client.has(device, "CONNECTION"):
+                client.connect_device(device)
             return SimClock(client, device)
     return RealClock()
 
