@@ -210,9 +210,23 @@ class LightCalibrator:
 
 def calibrate_light_file(lib: Any, path: Path, policy: LibraryPolicy, data_dir: Path) -> str:
     """Match masters for one light, calibrate it and record the outcome in the library."""
-    from agent.library.lights import calibrate_light
+    from agent.sequencer.lightcal import calibrate_light
 
-    return str(calibrate_light(lib, path, policy))
+    return calibrate_light(lib, path, policy)
+
+
+def recalibrate_pending(ctx: NightContext) -> int:
+    """Queue tonight's lights that are not calibrated yet (masters arrived later, or were replaced)."""
+    if ctx.calibrator is None:
+        return 0
+    rows = ctx.library.conn.execute(
+        "SELECT f.path FROM lights l JOIN frames f ON f.id = l.frame_id "
+        "WHERE l.status IN ('pending', 'no_masters', 'stale') AND f.path LIKE ?",
+        (f"{ctx.night_dir.resolve()}/%",),
+    ).fetchall()
+    for row in rows:
+        ctx.calibrator.submit(Path(row[0]))
+    return len(rows)
 
 
 class MasterBuilder:

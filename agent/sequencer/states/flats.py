@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.devices.frame import Frame
@@ -9,7 +10,7 @@ from agent.sequencer.context import NightContext
 from agent.sequencer.services import flat_needs
 
 
-def _sink(ctx: NightContext):  # type: ignore[no-untyped-def]
+def _sink(ctx: NightContext) -> Callable[[Frame, str, object, float], Path]:
     def sink(frame: Frame, kind: str, group: object, exposure: float) -> Path:
         filter_name = getattr(group, "filter", None)
         return ctx.store_frame(frame, kind, exposure, filter_name)
