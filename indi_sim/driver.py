@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import sys
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -320,10 +321,28 @@ class SimDriver(IPyDriver):
         self._send_lock = asyncio.Lock()
 
     async def send(self, xmldata: object) -> None:
-        """Serialise output: indipydriver yields between BLOB chunks, and another message written
-        then would land inside the BLOB's XML and corrupt the stream."""
+        """Write one whole XML message to stdout, then the next.
+
+        indipydriver's own writer yields between BLOB chunks (another message can land inside the
+        BLOB) and writes through a buffered stdout on a socket its reader made non-blocking. Here
+        each message is written completely with os.write, waiting while the socket is full. BLOB
+        base64 is broken into 72-character lines: indiserver 1.9.9 intermittently stops forwarding
+        a driver's output after a BLOB sent as one very long line.
+        """
+        if self.stop:
+            return
+        if getattr(xmldata, "tag", None) == "setBLOBVector":
+            for one in xmldata.iter("oneBLOB"):  # type: ignore[attr-defined]
+                text = one.text or ""
+                one.text = "\n".join(text[i : i + 72] for i in range(0, len(text), 72))
+        data = ET.tostring(xmldata) + b"\n"  # type: ignore[arg-type]
         async with self._send_lock:
-            await super().send(xmldata)
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(1, view):]
+                except BlockingIOError:
+                    await asyncio.sleep(0.002)
 
     # ------------------------------------------------------------------ helpers
     def vec(self, device: str, name: str) -> object:
