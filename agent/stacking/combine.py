@@ -138,11 +138,13 @@ def combine(
     rejection_maps: bool = False,
     progress: Callable[[float], None] | None = None,
     header: fits.Header | None = None,
+    band_rows: int | None = None,
 ) -> Master:
     """Stack frames with pixel rejection into a float32 master.
 
     `low`/`high` are the method's thresholds (for gesd: outlier fraction and alpha); None takes
     the method's default.  Frames that disagree in size, bit depth or binning raise FrameMismatch.
+    `band_rows` caps the rows per band below what the memory limit allows (tests, tuning).
     """
     if method not in METHODS:
         raise ConfigError(f"unknown rejection {method!r}; choose one of {', '.join(METHODS)}")
@@ -184,12 +186,13 @@ def combine(
     sample_rows = _sample_rows(rows, cols, sample_pixels)
     fixed += n * len(sample_rows) * cols * 4
     per_row = 2 * n * cols * itemsize + cols * 4 * (0 if rejection_maps else 1) + n * 2 * 8
-    band_rows = min(_BAND_MAX_ROWS, rows, (budget - fixed) // per_row if budget > fixed else 0)
-    if band_rows < 1:
+    fit_rows = (budget - fixed) // per_row if budget > fixed else 0
+    if fit_rows < 1:
         need = math.ceil((fixed + per_row) / 2**20)
         raise MemoryLimitTooSmall(
             f"mem_limit {mem_limit_mb} MB cannot hold one row of {n} frames; use at least {need}"
         )
+    band_rows = int(min(_BAND_MAX_ROWS if band_rows is None else max(1, band_rows), rows, fit_rows))
 
     # --- statistics and normalisation ----------------------------------------------------
     gain0 = np.array([_decode_gain(f) for f in frames])
@@ -211,12 +214,9 @@ def combine(
     )
     gain = gain0 * np.array([nm.factor for nm in norms])
     offset = off0 * np.array([nm.factor for nm in norms]) + np.array([nm.offset for nm in norms])
-    swap = np.array([f.array is None and band_kind == np.uint16 and f.bitpix == 16 for f in frames], np.uint8)
-    signed = np.array(
-        [f.bitpix == 16 and (f.array is None or f.array.dtype == np.int16) for f in frames], np.uint8
-    )
 
     code = kernels.METHOD_CODES[rej]
+    pa, pb = kernels.sort_network(n)
     crit = gesd_critical_values(n, kl, kh) if rej == "gesd" else np.zeros((1, 1))
     out = np.empty((rows, cols), np.float32)
     rej_low = np.zeros((rows, cols), np.uint16) if rejection_maps else None
@@ -237,7 +237,7 @@ def combine(
                 for r in range(r0, r1):
                     j = sample_index.get(r)
                     if j is not None:
-                        samples[i][j] = _decode_rows(buf[i, r - r0], fr, band_kind, gain0[i], off0[i])
+                        samples[i][j] = _decode_rows(buf[i, r - r0], band_kind, gain0[i], off0[i])
 
     previous_threads = numba.get_num_threads()
     if threads is not None:
@@ -257,10 +257,10 @@ def combine(
                 if band_kind == np.uint16:
                     kernels.stack_band_u16(
                         buf,
-                        swap,
-                        signed,
                         gain,
                         offset,
+                        pa,
+                        pb,
                         code,
                         kl,
                         kh,
@@ -276,6 +276,8 @@ def combine(
                         buf,
                         gain,
                         offset,
+                        pa,
+                        pb,
                         code,
                         kl,
                         kh,
@@ -318,12 +320,9 @@ def combine(
 
 
 def _band_kind(frames: list[FrameSource]) -> type:
-    """Kernel input type: 16-bit words stay integers; float32 stays float32; anything else float64."""
-    depth = frames[0].depth
-    if depth in ("uint16", "int16", "uint8"):
+    """Kernel input type: 16-bit and 8-bit integers stay raw 16-bit words; everything else float64."""
+    if frames[0].depth in ("uint16", "int16", "uint8"):
         return np.uint16
-    if depth == "float32":
-        return np.float32
     return np.float64
 
 
@@ -332,39 +331,47 @@ def _decode_gain(f: FrameSource) -> float:
 
 
 def _decode_offset(f: FrameSource) -> float:
-    return 0.0 if f.array is not None else f.bzero
+    """Offset of value = u * gain + offset, u being the kernel's decoded word (stored int16 + 32768)."""
+    if f.array is not None:
+        return -32768.0 if f.array.dtype == np.int16 else 0.0
+    if f.bitpix == 16:
+        return f.bzero - 32768.0 * f.bscale
+    return f.bzero
+
+
+def _to_fits_words(u: np.ndarray) -> np.ndarray:
+    """Unsigned words u as the kernel's raw input: big-endian with the sign bit flipped (FITS uint16)."""
+    return (u.astype(np.uint16) ^ np.uint16(0x8000)).byteswap()
 
 
 def _read_band(fr: FrameSource, r0: int, r1: int, dest: np.ndarray, band_kind: type) -> None:
     """Read rows r0:r1 of one frame into dest (kernel layout, see `_band_kind`)."""
     stored = fr.stored_dtype
-    if fr.array is not None:
-        if fr.array.dtype == np.int16:
-            dest[...] = fr.array[r0:r1].view(np.uint16)
+    if band_kind == np.uint16:
+        if fr.array is None and fr.bitpix == 16:
+            fr.read_rows(r0, r1, dest)  # raw big-endian words, decoded in the kernel
+        elif fr.array is None:  # 8-bit FITS
+            tmp = np.empty((r1 - r0, fr.shape[1]), stored)
+            fr.read_rows(r0, r1, tmp)
+            dest[...] = _to_fits_words(tmp)
+        elif fr.array.dtype == np.int16:
+            dest[...] = fr.array[r0:r1].view(np.uint16).byteswap()
         else:
-            dest[...] = fr.array[r0:r1]
+            dest[...] = _to_fits_words(fr.array[r0:r1])
         return
-    if band_kind == np.uint16 and stored.itemsize == 2:
-        fr.read_rows(r0, r1, dest)  # raw big-endian words; the kernel swaps them
-        return
-    if stored.itemsize == dest.dtype.itemsize and stored.kind == dest.dtype.kind:
-        fr.read_rows(r0, r1, dest)
-        dest.byteswap(inplace=True)
+    if fr.array is not None:
+        dest[...] = fr.array[r0:r1]
         return
     tmp = np.empty((r1 - r0, fr.shape[1]), stored)
     fr.read_rows(r0, r1, tmp)
-    dest[...] = tmp
+    dest[...] = tmp  # astype from big-endian: one converting copy
 
 
-def _decode_rows(raw: np.ndarray, fr: FrameSource, band_kind: type, gain: float, offset: float) -> np.ndarray:
+def _decode_rows(raw: np.ndarray, band_kind: type, gain: float, offset: float) -> np.ndarray:
     """Physical values of rows held in kernel layout (for the statistics sample)."""
     if band_kind == np.uint16:
-        words = raw
-        if fr.array is None and fr.bitpix == 16:
-            words = raw.byteswap().view(np.int16)
-        elif fr.array is not None and fr.array.dtype == np.int16:
-            words = raw.view(np.int16)
-        return words.astype(np.float64) * gain + offset
+        u = raw.byteswap() ^ np.uint16(0x8000)
+        return u.astype(np.float64) * gain + offset
     return raw.astype(np.float64) * gain + offset
 
 
@@ -381,7 +388,7 @@ def _read_sample(fr: FrameSource, sample_rows: list[int], gain: float, offset: f
     row: np.ndarray = np.empty((1, fr.shape[1]), kind)
     for j, r in enumerate(sample_rows):
         _read_band(fr, r, r + 1, row, kind)
-        out[j] = _decode_rows(row[0], fr, kind, gain, offset)
+        out[j] = _decode_rows(row[0], kind, gain, offset)
     return out
 
 
@@ -445,7 +452,7 @@ def _provenance(
     hi = sum(s.rejected_high * frames[0].shape[0] * frames[0].shape[1] for s in stats)
     hdr["REJFRLO"] = (round(lo / total, 8), "fraction of values rejected low")
     hdr["REJFRHI"] = (round(hi / total, 8), "fraction of values rejected high")
-    hdr["SRCHASH"] = (source_hash(frames), "SHA-256 of the source frame list")
+    hdr["SRCHASH"] = source_hash(frames)  # SHA-256 of the source list; no room left for a comment
     hdr["DATE"] = (_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"), "UTC creation time")
     hdr["SWVERS"] = (f"obsagent {__version__}", "software that built the master")
     hdr["STATSAMP"] = (stats[0].sample_pixels if stats else 0, "pixels per frame behind the frame statistics")

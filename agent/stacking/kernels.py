@@ -1,8 +1,10 @@
 """Numba kernels of the stacking engine (private; `combine.py` is the public API).
 
 Every pixel's stack is gathered from a row band of all frames, decoded from its stored integer
-form (FITS big-endian 16-bit, BZERO) and normalised in one multiply-add, sorted once, and then
-clipped by shrinking a window [lo, hi) over the sorted values.  Window statistics come from
+form (FITS big-endian 16-bit, BZERO) and normalised in one multiply-add, then sorted once: a
+block of columns at a time goes through a Batcher odd-even merge network whose compare-exchange
+steps run over the whole block, so the sort is branch-free and vectorised across pixels.  Each
+pixel is then clipped by shrinking a window [lo, hi) over the sorted values.  Window statistics come from
 prefix sums of (x - ref) and (x - ref)^2 (ref = the middle value, so the sums do not cancel),
 so each clipping pass costs O(1) plus the walk of the window edges.  Linear-fit clipping can
 reject values inside the sorted run, so it compacts the run instead.
@@ -13,6 +15,7 @@ fastmath is off: NaN handling (dropped values) must stay exact.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -44,56 +47,39 @@ WINSOR_TOLERANCE = 5e-4
 WINSOR_MAX_ITER = 1000  # the iteration is monotone; this only guards against float oscillation
 MAD_TO_SIGMA = 1.4826
 
-_INSERTION_MAX = 32
-_SHELL_GAPS = np.array([1750, 701, 301, 132, 57, 23, 10, 4, 1], dtype=np.int64)
+BLOCK_COLS = 128  # columns sorted together; (frames x 128) float64 stays in L1/L2
+
+
+@functools.lru_cache(maxsize=64)
+def sort_network(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Comparator pairs (a < b) of Batcher's odd-even merge sort for n inputs.
+
+    Built for the next power of two and pruned of comparators touching padding: padding would hold
+    +inf, which never moves, so the pruned network sorts any n exactly.
+    """
+    n_pad = 1
+    while n_pad < n:
+        n_pad *= 2
+    pairs: list[tuple[int, int]] = []
+    p = 1
+    while p < n_pad:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n_pad - k, 2 * k):
+                for i in range(min(k, n_pad - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    kept = [(a, b) for a, b in pairs if b < n]
+    a = np.array([q[0] for q in kept], dtype=np.int64)
+    b = np.array([q[1] for q in kept], dtype=np.int64)
+    return a, b
 
 
 @numba.njit(inline="always", nogil=True, cache=True)
-def _sort_pairs(v: np.ndarray, idx: np.ndarray, k: int) -> None:  # pragma: no cover - compiled
-    """Sort v[:k] ascending, carrying the frame index along (insertion, or Shell sort for big stacks)."""
-    if k <= _INSERTION_MAX:
-        for i in range(1, k):
-            x = v[i]
-            j = idx[i]
-            p = i - 1
-            while p >= 0 and v[p] > x:
-                v[p + 1] = v[p]
-                idx[p + 1] = idx[p]
-                p -= 1
-            v[p + 1] = x
-            idx[p + 1] = j
-        return
-    for gap in _SHELL_GAPS:
-        if gap >= k:
-            continue
-        for i in range(gap, k):
-            x = v[i]
-            j = idx[i]
-            p = i
-            while p >= gap and v[p - gap] > x:
-                v[p] = v[p - gap]
-                idx[p] = idx[p - gap]
-                p -= gap
-            v[p] = x
-            idx[p] = j
-
-
-@numba.njit(inline="always", nogil=True, cache=True)
-def _median(v: np.ndarray, lo: int, hi: int) -> float:  # pragma: no cover - compiled
-    """Median of the sorted window v[lo:hi] (mean of the two middle values when even)."""
-    n = hi - lo
-    h = lo + n // 2
-    if n % 2 == 1:
-        return v[h]
-    return 0.5 * (v[h - 1] + v[h])
-
-
-@numba.njit(inline="always", nogil=True, cache=True)
-def _std(p1: np.ndarray, p2: np.ndarray, lo: int, hi: int) -> float:  # pragma: no cover - compiled
-    """Sample standard deviation (n - 1) of the window from the prefix sums."""
-    n = hi - lo
-    s1 = p1[hi] - p1[lo]
-    s2 = p2[hi] - p2[lo]
+def _sd(s1: float, s2: float, n: int) -> float:  # pragma: no cover - compiled
+    """Sample standard deviation (n - 1) from the sums of shifted values and of their squares."""
     var = (s2 - s1 * s1 / n) / (n - 1)
     return math.sqrt(var) if var > 0.0 else 0.0
 
@@ -129,161 +115,21 @@ def _mad(v: np.ndarray, lo: int, hi: int, m: float) -> float:  # pragma: no cove
 
 
 @numba.njit(nogil=True, cache=True)
-def _clip_window(
-    v: np.ndarray, lo: int, hi: int, low_bound: float, high_bound: float
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Walk the window edges past values strictly outside [low_bound, high_bound]."""
-    nlo = lo
-    while nlo < hi and v[nlo] < low_bound:
-        nlo += 1
-    nhi = hi
-    while nhi > nlo and v[nhi - 1] > high_bound:
-        nhi -= 1
-    return nlo, nhi
-
-
-@numba.njit(nogil=True, cache=True)
-def _reject_window(
-    method: int,
-    v: np.ndarray,
-    k: int,
-    p1: np.ndarray,
-    p2: np.ndarray,
-    kl: float,
-    kh: float,
-    crit: np.ndarray,
-    side: np.ndarray,
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Rejection by shrinking a window over the sorted stack v[:k]; returns the kept window.
-
-    A pass that would leave no value is not applied (only reachable with thresholds below 1).
-    """
-    lo = 0
-    hi = k
-    if method == NONE or k < 3:
-        return lo, hi
-
-    if method == PERCENTILE:
-        # one pass: reject (m - x) > pl*m or (x - m) > ph*m, m = median of all; no rejection if m <= 0
-        m = _median(v, 0, k)
-        if m <= 0.0:
-            return lo, hi
-        nlo, nhi = _clip_window(v, lo, hi, m - kl * m, m + kh * m)
-        if nhi > nlo:
-            return nlo, nhi
-        return lo, hi
-
-    # prefix sums of the shifted values
-    ref = v[k // 2]
-    p1[0] = 0.0
-    p2[0] = 0.0
-    for i in range(k):
-        d = v[i] - ref
-        p1[i + 1] = p1[i] + d
-        p2[i + 1] = p2[i] + d * d
-
-    if method == GESD:
-        # generalized ESD (Rosner 1983): remove the most extreme value (about the mean, in units of the
-        # sample std) r = floor(fraction * n) times; the outliers are the first j removed, j the largest
-        # i with R_i > lambda_i.  Ties between the ends remove the low end, as Siril does.
-        r = int(math.floor(kl * k))
-        if r > crit.shape[1] - 1:
-            r = crit.shape[1] - 1
-        best = 0
-        clo = lo
-        chi = hi
-        for i in range(1, r + 1):
-            n = chi - clo
-            if n < 3:
-                break
-            mean = ref + (p1[chi] - p1[clo]) / n
-            sd = _std(p1, p2, clo, chi)
-            dlow = mean - v[clo]
-            dhigh = v[chi - 1] - mean
-            if dhigh > dlow:
-                stat = dhigh / sd if sd > 0.0 else 0.0
-                chi -= 1
-                side[i] = 1
-            else:
-                stat = dlow / sd if sd > 0.0 else 0.0
-                clo += 1
-                side[i] = -1
-            if stat > crit[k, i]:
-                best = i
-        for i in range(1, best + 1):
-            if side[i] > 0:
-                hi -= 1
-            else:
-                lo += 1
-        return lo, hi
-
-    s_k = 0.0
-    if method == AVGSIGMA:
-        # PixInsight averaged sigma: s_k = sqrt(sum (x - m0)^2 / (m0 (n - 1))), m0 = median(all), fixed
-        m0 = _median(v, 0, k)
-        if m0 <= 0.0:
-            return lo, hi
-        d = m0 - ref
-        ss = p2[k] - 2.0 * d * p1[k] + k * d * d
-        s_k = math.sqrt(max(ss, 0.0) / (m0 * (k - 1)))
-
-    while hi - lo >= 3:
-        m = _median(v, lo, hi)
-        if method == SIGMA:
-            s = _std(p1, p2, lo, hi)
-        elif method == MAD:
-            s = MAD_TO_SIGMA * _mad(v, lo, hi, m)
-        elif method == AVGSIGMA:
-            if m <= 0.0:
-                break
-            s = s_k * math.sqrt(m)
-        else:  # WINSORIZED, Siril's definition
-            n = hi - lo
-            s = _std(p1, p2, lo, hi)
-            # w is clamped in place, so the effective clamp only ever narrows
-            a_eff = -np.inf
-            b_eff = np.inf
-            na = 0
-            nb = 0
-            for _ in range(WINSOR_MAX_ITER):
-                a_eff = max(a_eff, m - WINSOR_CLAMP * s)
-                b_eff = min(b_eff, m + WINSOR_CLAMP * s)
-                while na < n and v[lo + na] < a_eff:
-                    na += 1
-                while nb < n - na and v[hi - 1 - nb] > b_eff:
-                    nb += 1
-                a = a_eff - ref
-                b = b_eff - ref
-                s1 = na * a + nb * b + (p1[hi - nb] - p1[lo + na])
-                s2 = na * a * a + nb * b * b + (p2[hi - nb] - p2[lo + na])
-                var = (s2 - s1 * s1 / n) / (n - 1)
-                s0 = s
-                s = WINSOR_CORRECTION * (math.sqrt(var) if var > 0.0 else 0.0)
-                if abs(s - s0) <= WINSOR_TOLERANCE * s0:
-                    break
-        nlo, nhi = _clip_window(v, lo, hi, m - kl * s, m + kh * s)
-        if (nlo == lo and nhi == hi) or nhi <= nlo:
-            break
-        lo = nlo
-        hi = nhi
-    return lo, hi
-
-
-@numba.njit(nogil=True, cache=True)
 def _reject_linearfit(
-    v: np.ndarray, idx: np.ndarray, k: int, kl: float, kh: float, frame_rej: np.ndarray
-) -> tuple[int, int, int]:  # pragma: no cover - compiled
-    """Linear-fit clipping on the sorted stack; compacts kept values into v[:n].
+    v: np.ndarray, k: int, kl: float, kh: float, rl: np.ndarray, rh: np.ndarray
+) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Linear-fit clipping of the sorted stack v[:k].
 
     Repeat while at least 5 values remain: fit y = a + b*i (i = 0..n-1) by least squares,
-    s = mean |residual|, reject (fit - x) > kl*s (low) or (x - fit) > kh*s (high).
-    Returns (n kept, n rejected low, n rejected high).
+    s = mean |residual|, reject (fit - x) > kl*s (low) or (x - fit) > kh*s (high).  Rejections
+    can fall inside the sorted run, so the kept run is compacted; at the end v[:k] is rewritten
+    as [rejected low | kept | rejected high], all sorted, and the kept window is returned.
     """
     n = k
     nlow = 0
     nhigh = 0
     if k < 5:
-        return n, nlow, nhigh
+        return 0, k
     ref = v[k // 2]
     while n >= 5:
         si = 0.5 * n * (n - 1)
@@ -311,64 +157,255 @@ def _reject_linearfit(
         for i in range(n):
             res = (v[i] - ref) - (a + b * i)
             if -res > kl * s:
-                frame_rej[idx[i], 0] += 1
+                rl[nlow] = v[i]
                 nlow += 1
             elif res > kh * s:
-                frame_rej[idx[i], 1] += 1
+                rh[nhigh] = v[i]
                 nhigh += 1
             else:
                 v[out] = v[i]
-                idx[out] = idx[i]
                 out += 1
         n = out
-    return n, nlow, nhigh
+    if nlow == 0 and nhigh == 0:
+        return 0, k
+    for i in range(n - 1, -1, -1):
+        v[nlow + i] = v[i]
+    for arr, cnt in ((rl, nlow), (rh, nhigh)):
+        for i in range(1, cnt):  # few values: insertion sort, no allocation
+            x = arr[i]
+            j = i - 1
+            while j >= 0 and arr[j] > x:
+                arr[j + 1] = arr[j]
+                j -= 1
+            arr[j + 1] = x
+    for i in range(nlow):
+        v[i] = rl[i]
+    for i in range(nhigh):
+        v[nlow + n + i] = rh[i]
+    return nlow, nlow + n
 
 
 @numba.njit(nogil=True, cache=True)
-def _finish_pixel(
+def _solve_block(
+    t: np.ndarray,
+    kcount: np.ndarray,
+    m: int,
     method: int,
-    v: np.ndarray,
-    idx: np.ndarray,
-    k: int,
-    p1: np.ndarray,
-    p2: np.ndarray,
-    side: np.ndarray,
     kl: float,
     kh: float,
     crit: np.ndarray,
     use_median: bool,
-    frame_rej: np.ndarray,
-) -> tuple[float, int, int]:  # pragma: no cover - compiled
-    """Sort, reject and combine one pixel's k valid values; returns (value, n low, n high)."""
-    if k == 0:
-        return np.nan, 0, 0
-    _sort_pairs(v, idx, k)
-    if method == LINEARFIT:
-        hi, nlow, nhigh = _reject_linearfit(v, idx, k, kl, kh, frame_rej)
+    vals: np.ndarray,
+    lo_out: np.ndarray,
+    hi_out: np.ndarray,
+    scratch: np.ndarray,
+    side: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """Reject and combine each column c < m of a block t (frames x columns) sorted per column.
+
+    The first kcount[c] values of a column are its valid stack.  The kept window [lo, hi) goes to
+    lo_out/hi_out and the combined value to vals; rejected values stay sorted in [0, lo) (low) and
+    [hi, k) (high) of the column (linear fit rewrites the column in that order).
+    The per-pixel code is written out in this one function: helper calls taking arrays cost more
+    than the arithmetic here.  A pass that would reject every value is not applied.
+    """
+    v = scratch[0]
+    p1 = scratch[1]
+    p2 = scratch[2]
+    rl = scratch[3]
+    rh = scratch[4]
+    for c in range(m):
+        k = kcount[c]
+        for f in range(k):
+            v[f] = t[f, c]
         lo = 0
-    else:
-        lo, hi = _reject_window(method, v, k, p1, p2, kl, kh, crit, side)
-        nlow = lo
-        nhigh = k - hi
+        hi = k
+        if k == 0:
+            vals[c] = np.nan
+            lo_out[c] = 0
+            hi_out[c] = 0
+            continue
+        if k < 3 or method == NONE:
+            pass
+        elif method == LINEARFIT:
+            lo, hi = _reject_linearfit(v, k, kl, kh, rl, rh)
+            if lo > 0 or hi < k:
+                for f in range(k):
+                    t[f, c] = v[f]
+        elif method == PERCENTILE:
+            # one pass: reject (m - x) > pl*m or (x - m) > ph*m, m = median of all; none if m <= 0
+            h = k // 2
+            med = v[h] if k % 2 == 1 else 0.5 * (v[h - 1] + v[h])
+            if med > 0.0:
+                nlo = 0
+                while nlo < k and med - v[nlo] > kl * med:
+                    nlo += 1
+                nhi = k
+                while nhi > nlo and v[nhi - 1] - med > kh * med:
+                    nhi -= 1
+                if nhi > nlo:
+                    lo = nlo
+                    hi = nhi
+        else:
+            # prefix sums of values shifted by the middle one (no cancellation in the variance)
+            ref = v[k // 2]
+            a1 = 0.0
+            a2 = 0.0
+            p1[0] = 0.0
+            p2[0] = 0.0
+            for i in range(k):
+                d = v[i] - ref
+                a1 += d
+                a2 += d * d
+                p1[i + 1] = a1
+                p2[i + 1] = a2
+            if method == GESD:
+                # generalized ESD (Rosner 1983): remove the value farthest from the mean (in sample
+                # std units) r = floor(fraction * n) times; the outliers are the first j removed, j the
+                # largest i with R_i > lambda_i.  Equal distances remove the low end, as Siril does.
+                r = min(int(math.floor(kl * k)), crit.shape[1] - 1)
+                best = 0
+                clo = 0
+                chi = k
+                for i in range(1, r + 1):
+                    nn = chi - clo
+                    if nn < 3:
+                        break
+                    s1 = p1[chi] - p1[clo]
+                    mean = ref + s1 / nn
+                    sd = _sd(s1, p2[chi] - p2[clo], nn)
+                    dlow = mean - v[clo]
+                    dhigh = v[chi - 1] - mean
+                    if dhigh > dlow:
+                        stat = dhigh / sd if sd > 0.0 else 0.0
+                        chi -= 1
+                        side[i] = 1
+                    else:
+                        stat = dlow / sd if sd > 0.0 else 0.0
+                        clo += 1
+                        side[i] = -1
+                    if stat > crit[k, i]:
+                        best = i
+                for i in range(1, best + 1):
+                    if side[i] > 0:
+                        hi -= 1
+                    else:
+                        lo += 1
+            else:
+                s_k = 0.0
+                skip = False
+                if method == AVGSIGMA:
+                    # PixInsight averaged sigma: s_k = sqrt(sum (x - m0)^2 / (m0 (n - 1))), m0 = median(all)
+                    h = k // 2
+                    m0 = v[h] if k % 2 == 1 else 0.5 * (v[h - 1] + v[h])
+                    if m0 <= 0.0:
+                        skip = True
+                    else:
+                        d = m0 - ref
+                        ss = p2[k] - 2.0 * d * p1[k] + k * d * d
+                        s_k = math.sqrt(max(ss, 0.0) / (m0 * (k - 1)))
+                while not skip and hi - lo >= 3:
+                    nn = hi - lo
+                    h = lo + nn // 2
+                    med = v[h] if nn % 2 == 1 else 0.5 * (v[h - 1] + v[h])
+                    if method == SIGMA:
+                        s = _sd(p1[hi] - p1[lo], p2[hi] - p2[lo], nn)
+                    elif method == MAD:
+                        s = MAD_TO_SIGMA * _mad(v, lo, hi, med)
+                    elif method == AVGSIGMA:
+                        if med <= 0.0:
+                            break
+                        s = s_k * math.sqrt(med)
+                    else:
+                        # WINSORIZED, Siril's definition.  w is clamped in place there, so the
+                        # effective clamp is [m - 1.5 s_min, m + 1.5 s_min] over the passes so far.
+                        s = _sd(p1[hi] - p1[lo], p2[hi] - p2[lo], nn)
+                        a_eff = -np.inf
+                        b_eff = np.inf
+                        na = 0
+                        nb = 0
+                        for _ in range(WINSOR_MAX_ITER):
+                            a_eff = max(a_eff, med - WINSOR_CLAMP * s)
+                            b_eff = min(b_eff, med + WINSOR_CLAMP * s)
+                            while na < nn and v[lo + na] < a_eff:
+                                na += 1
+                            while nb < nn - na and v[hi - 1 - nb] > b_eff:
+                                nb += 1
+                            a = a_eff - ref
+                            b = b_eff - ref
+                            s1 = na * a + nb * b + (p1[hi - nb] - p1[lo + na])
+                            s2 = na * a * a + nb * b * b + (p2[hi - nb] - p2[lo + na])
+                            s0 = s
+                            s = WINSOR_CORRECTION * _sd(s1, s2, nn)
+                            if abs(s - s0) <= WINSOR_TOLERANCE * s0:
+                                break
+                    low_bound = med - kl * s
+                    high_bound = med + kh * s
+                    nlo = lo
+                    while nlo < hi and v[nlo] < low_bound:
+                        nlo += 1
+                    nhi = hi
+                    while nhi > nlo and v[nhi - 1] > high_bound:
+                        nhi -= 1
+                    if (nlo == lo and nhi == hi) or nhi <= nlo:
+                        break
+                    lo = nlo
+                    hi = nhi
+        if use_median:
+            nn = hi - lo
+            h = lo + nn // 2
+            vals[c] = v[h] if nn % 2 == 1 else 0.5 * (v[h - 1] + v[h])
+        else:
+            total = 0.0
+            for i in range(lo, hi):
+                total += v[i]
+            vals[c] = total / (hi - lo)
+        lo_out[c] = lo
+        hi_out[c] = hi
+
+
+@numba.njit(inline="always", nogil=True, cache=True)
+def _network(t: np.ndarray, pa: np.ndarray, pb: np.ndarray, m: int) -> None:  # pragma: no cover
+    """Apply the compare-exchange network to columns [0, m) of t (one row per frame)."""
+    for q in range(pa.size):
+        ti = t[pa[q]]
+        tj = t[pb[q]]
+        for c in range(m):
+            x = ti[c]
+            y = tj[c]
+            ti[c] = min(x, y)
+            tj[c] = max(x, y)
+
+
+@numba.njit(inline="always", nogil=True, cache=True)
+def _attribute(
+    x: float, f: int, v: np.ndarray, lo: int, hi: int, k: int, used: np.ndarray, frame_rej: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Credit frame f with a rejection if its value x is one of the rejected values not yet credited.
+
+    Equal values are indistinguishable, so ties go to the first frames holding them.
+    """
+    if lo > 0 and x <= v[lo - 1]:
         for i in range(lo):
-            frame_rej[idx[i], 0] += 1
+            if used[i] == 0 and v[i] == x:
+                used[i] = 1
+                frame_rej[f, 0] += 1
+                return
+    if hi < k and x >= v[hi]:
         for i in range(hi, k):
-            frame_rej[idx[i], 1] += 1
-    if use_median:
-        return _median(v, lo, hi), nlow, nhigh
-    total = 0.0
-    for i in range(lo, hi):
-        total += v[i]
-    return total / (hi - lo), nlow, nhigh
+            if used[i] == 0 and v[i] == x:
+                used[i] = 1
+                frame_rej[f, 1] += 1
+                return
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
 def stack_band_u16(
     band: np.ndarray,
-    swap: np.ndarray,
-    signed: np.ndarray,
     gain: np.ndarray,
     offset: np.ndarray,
+    pa: np.ndarray,
+    pb: np.ndarray,
     method: int,
     kl: float,
     kh: float,
@@ -379,32 +416,48 @@ def stack_band_u16(
     rej_high: np.ndarray,
     frame_rej: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Stack a (frames, rows, cols) band of 16-bit words.
+    """Stack a (frames, rows, cols) band of raw FITS 16-bit words (big-endian two's complement).
 
-    Each word of frame f is byte-swapped when swap[f] (FITS is big-endian), read as two's complement
-    when signed[f], then value = word * gain[f] + offset[f] (BSCALE/BZERO and normalisation folded).
+    Each word is decoded branch-free to u = stored + 32768 (byte swap, flip the sign bit), then
+    value = u * gain[f] + offset[f], with BSCALE/BZERO and normalisation folded into gain/offset.
     """
-    n_frames, rows, cols = band.shape
+    n, rows, cols = band.shape
     for r in numba.prange(rows):
-        v = np.empty(n_frames, np.float64)
-        idx = np.empty(n_frames, np.int32)
-        p1 = np.empty(n_frames + 1, np.float64)
-        p2 = np.empty(n_frames + 1, np.float64)
-        side = np.zeros(n_frames + 1, np.int8)
+        t = np.empty((n, BLOCK_COLS), np.float64)
+        kcount = np.full(BLOCK_COLS, n, np.int64)
+        vals = np.empty(BLOCK_COLS, np.float64)
+        lo_b = np.empty(BLOCK_COLS, np.int64)
+        hi_b = np.empty(BLOCK_COLS, np.int64)
+        scratch = np.empty((5, n + 1), np.float64)
+        side = np.zeros(n + 1, np.int8)
+        used = np.zeros(n, np.int8)
         fr = frame_rej[r]
-        for c in range(cols):
-            for f in range(n_frames):
-                w = np.int64(band[f, r, c])
-                if swap[f]:
-                    w = ((w & 0xFF) << 8) | (w >> 8)
-                if signed[f] and w >= 32768:
-                    w -= 65536
-                v[f] = w * gain[f] + offset[f]
-                idx[f] = f
-            val, nl, nh = _finish_pixel(method, v, idx, n_frames, p1, p2, side, kl, kh, crit, use_median, fr)
-            out[r, c] = val
-            rej_low[r, c] = nl
-            rej_high[r, c] = nh
+        for c0 in range(0, cols, BLOCK_COLS):
+            m = min(BLOCK_COLS, cols - c0)
+            for f in range(n):
+                g = gain[f]
+                o = offset[f]
+                row = band[f, r]
+                tf = t[f]
+                for c in range(m):
+                    w = np.uint32(row[c0 + c])
+                    u = (((w & 0xFF) << 8) | (w >> 8)) ^ 0x8000
+                    tf[c] = u * g + o
+            _network(t, pa, pb, m)
+            _solve_block(t, kcount, m, method, kl, kh, crit, use_median, vals, lo_b, hi_b, scratch, side)
+            for c in range(m):
+                lo = lo_b[c]
+                hi = hi_b[c]
+                out[r, c0 + c] = vals[c]
+                rej_low[r, c0 + c] = lo
+                rej_high[r, c0 + c] = n - hi
+                if lo > 0 or hi < n:
+                    used[:] = 0
+                    col = t[:, c]
+                    for f in range(n):
+                        w = np.uint32(band[f, r, c0 + c])
+                        u = (((w & 0xFF) << 8) | (w >> 8)) ^ 0x8000
+                        _attribute(u * gain[f] + offset[f], f, col, lo, hi, n, used, fr)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -412,6 +465,8 @@ def stack_band_float(
     band: np.ndarray,
     gain: np.ndarray,
     offset: np.ndarray,
+    pa: np.ndarray,
+    pb: np.ndarray,
     method: int,
     kl: float,
     kh: float,
@@ -422,24 +477,49 @@ def stack_band_float(
     rej_high: np.ndarray,
     frame_rej: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Stack a native-endian float band; NaNs (blank pixels) are dropped from each stack."""
-    n_frames, rows, cols = band.shape
+    """Stack a native-endian float band; non-finite values (NaN blanks) are dropped from each stack.
+
+    Dropped values are sorted to the end as +inf, so the first k sorted values are the valid ones.
+    """
+    n, rows, cols = band.shape
     for r in numba.prange(rows):
-        v = np.empty(n_frames, np.float64)
-        idx = np.empty(n_frames, np.int32)
-        p1 = np.empty(n_frames + 1, np.float64)
-        p2 = np.empty(n_frames + 1, np.float64)
-        side = np.zeros(n_frames + 1, np.int8)
+        t = np.empty((n, BLOCK_COLS), np.float64)
+        kcount = np.empty(BLOCK_COLS, np.int64)
+        vals = np.empty(BLOCK_COLS, np.float64)
+        lo_b = np.empty(BLOCK_COLS, np.int64)
+        hi_b = np.empty(BLOCK_COLS, np.int64)
+        scratch = np.empty((5, n + 1), np.float64)
+        side = np.zeros(n + 1, np.int8)
+        used = np.zeros(n, np.int8)
         fr = frame_rej[r]
-        for c in range(cols):
-            k = 0
-            for f in range(n_frames):
-                x = np.float64(band[f, r, c])
-                if x == x:
-                    v[k] = x * gain[f] + offset[f]
-                    idx[k] = f
-                    k += 1
-            val, nl, nh = _finish_pixel(method, v, idx, k, p1, p2, side, kl, kh, crit, use_median, fr)
-            out[r, c] = val
-            rej_low[r, c] = nl
-            rej_high[r, c] = nh
+        for c0 in range(0, cols, BLOCK_COLS):
+            m = min(BLOCK_COLS, cols - c0)
+            kcount[:m] = 0
+            for f in range(n):
+                g = gain[f]
+                o = offset[f]
+                row = band[f, r]
+                tf = t[f]
+                for c in range(m):
+                    x = np.float64(row[c0 + c]) * g + o
+                    if math.isfinite(x):
+                        tf[c] = x
+                        kcount[c] += 1
+                    else:
+                        tf[c] = np.inf
+            _network(t, pa, pb, m)
+            _solve_block(t, kcount, m, method, kl, kh, crit, use_median, vals, lo_b, hi_b, scratch, side)
+            for c in range(m):
+                k = kcount[c]
+                lo = lo_b[c]
+                hi = hi_b[c]
+                out[r, c0 + c] = vals[c]
+                rej_low[r, c0 + c] = lo
+                rej_high[r, c0 + c] = k - hi
+                if lo > 0 or hi < k:
+                    used[:] = 0
+                    col = t[:, c]
+                    for f in range(n):
+                        x = np.float64(band[f, r, c0 + c]) * gain[f] + offset[f]
+                        if math.isfinite(x):
+                            _attribute(x, f, col, lo, hi, k, used, fr)
