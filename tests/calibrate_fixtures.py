@@ -71,9 +71,9 @@ def cmos_set(preset: str, n: int = 16, seed: int = 5) -> CalibrationSet:
     """CMOS masters matched to 60 s lights of a uniform twilight sky; flats of ~45 % full scale."""
     m = SimModel(preset, seed=seed, width=WIDTH, height=HEIGHT, optics=UNIFORM_SKY)
     exp, fexp = 60.0, 1.0
-    flat_kw: dict[str, object] = {"panel_brightness": 100 if preset == "imx294" else 120, "cap_closed": True}
+    flat_kw: dict[str, object] = {"panel_brightness": 100, "cap_closed": True}
     if preset == "imx571":
-        fexp = 4.0
+        fexp = 2.0
     bias = build_master("bias", render(m, "bias", n), header=sim_header(m, "bias", 0.0))
     dark = build_master("dark", render(m, "dark", n, exp), header=sim_header(m, "dark", exp))
     darkflat = build_master("darkflat", render(m, "darkflat", n, fexp), header=sim_header(m, "darkflat", fexp))
@@ -94,20 +94,23 @@ def ccd_set(n: int = 16, seed: int = 7) -> CalibrationSet:
     flats = render(m, "flat", n, fexp, **flat_kw)
     flat = build_master("flat", flats, bias=bias, header=sim_header(m, "flat", fexp))
     return CalibrationSet(m, MasterSet(bias=bias, dark=dark, flat=flat), bias, dark, None, flat, 300.0, fexp, n,
-                          flat_kw, -16.0)
+                          flat_kw, -30.0)
 
 
-def light(cs: CalibrationSet, exposure: float | None = None, noise: bool = True) -> tuple[np.ndarray, fits.Header]:
+def light(cs: CalibrationSet, exposure: float | None = None, noise: bool = True, seed: int = 99,
+          temperature: float = 0.0) -> tuple[np.ndarray, fits.Header]:
+    """One light of the uniform sky, its noise drawn from `seed` (independent of test order)."""
     exp = cs.light_exposure if exposure is None else exposure
-    data = cs.model.render("light", exposure=exp, sun_altitude=cs.sun_altitude, noise=noise)
-    return data, sim_header(cs.model, "light", exp)
+    data = cs.model.render("light", exposure=exp, sun_altitude=cs.sun_altitude, noise=noise, temperature=temperature,
+                           rng=np.random.default_rng(seed))
+    return data, sim_header(cs.model, "light", exp, temperature)
 
 
 def expected_calibrated(cs: CalibrationSet, exposure: float | None = None) -> np.ndarray:
     """Noise-free truth of a calibrated light: sky signal flat-fielded by the true flat shape."""
     m = cs.model
     exp = cs.light_exposure if exposure is None else exposure
-    sky = m.expected_adu("light", exposure=exp, sun_altitude=cs.sun_altitude) - m.expected_adu("dark", exposure=exp)
+    sky = m.expected_adu("light", exposure=exp, sun_altitude=cs.sun_altitude) - m.expected_adu("dark", exposure=exp, cap_closed=True)
     flat_kw = {k: v for k, v in cs.flat_kw.items()}
-    f = m.expected_adu("flat", exposure=cs.flat_exposure, **flat_kw) - m.expected_adu("dark", exposure=cs.flat_exposure)
+    f = m.expected_adu("flat", exposure=cs.flat_exposure, **flat_kw) - m.expected_adu("dark", exposure=cs.flat_exposure, cap_closed=True)
     return (sky * (float(f.mean(dtype=np.float64)) / f)).astype(np.float64)

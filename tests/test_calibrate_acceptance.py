@@ -53,10 +53,10 @@ def _master_variance(cs: object) -> np.ndarray:
     q2 = m.spec.adc_scale**2 / 12.0
     n = cs.n  # type: ignore[attr-defined]
     exp, fexp = cs.light_exposure, cs.flat_exposure  # type: ignore[attr-defined]
-    dark = m.expected_adu("dark", exposure=exp) - m.expected_adu("bias")
+    dark = m.expected_adu("dark", exposure=exp, cap_closed=True) - m.expected_adu("bias")
     var_dark = (np.maximum(dark, 0) / g + rn2 + q2) / n
-    darkflat = m.expected_adu("dark", exposure=fexp) - m.expected_adu("bias")
-    flat = m.expected_adu("flat", exposure=fexp, **cs.flat_kw) - m.expected_adu("dark", exposure=fexp)  # type: ignore[attr-defined]
+    darkflat = m.expected_adu("dark", exposure=fexp, cap_closed=True) - m.expected_adu("bias")
+    flat = m.expected_adu("flat", exposure=fexp, **cs.flat_kw) - m.expected_adu("dark", exposure=fexp, cap_closed=True)  # type: ignore[attr-defined]
     var_flat = ((flat + darkflat) / g + rn2 + q2) / n + (np.maximum(darkflat, 0) / g + rn2 + q2) / n
     scale = float(flat.mean()) / flat
     truth = expected_calibrated(cs)
@@ -98,9 +98,7 @@ def test_ccd_dark_optimisation_recovers_k() -> None:
 
 def test_ccd_dark_optimisation_recovers_k_across_temperature() -> None:
     cs = ccd_set()
-    data = cs.model.render("light", exposure=cs.light_exposure, temperature=3.0, sun_altitude=cs.sun_altitude)
-    hdr = sim_header(cs.model, "light", cs.light_exposure, temperature=3.0)
-    out = calibrate((data, hdr), cs.masters, CalibrationOptions(sensor="ccd", dark_optimize=True,
+    out = calibrate(light(cs, temperature=3.0), cs.masters, CalibrationOptions(sensor="ccd", dark_optimize=True,
                                                                   temperature_tolerance=5.0))
     k_true = cs.light_exposure / 600.0 * cs.model.thermal_factor(3.0)
     assert out.k is not None and abs(out.k / k_true - 1.0) < 0.02, (out.k, k_true)
