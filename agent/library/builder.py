@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import re
 import statistics
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from astropy.io import fits
 from agent import __version__
 from agent.library.keys import BUILD_ORDER, ConfigKey, FrameType, LibraryPolicy
 from agent.library.match import choose_master
-from agent.library.store import Group, Library
+from agent.library.store import Group, Library, key_clause
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +116,17 @@ def recipe_missing(kind: FrameType) -> str | None:
 
 
 def _probe(module: str, attr: str) -> str | None:
-    """None when `module.attr` can be used, else the reason it cannot."""
+    """None when `module.attr` can be used, else the reason it cannot. A module already
+    imported is checked for the attribute; one not yet imported only for existence, so that
+    asking (`needs`) does not pay for importing the numeric stack; a missing attribute then
+    fails the build job with the reason."""
     try:
+        if module in sys.modules:
+            return None if hasattr(sys.modules[module], attr) else f"{module}.{attr} missing"
         if importlib.util.find_spec(module) is None:
             return f"{module} missing"
-        if not hasattr(importlib.import_module(module), attr):
-            return f"{module}.{attr} missing"
-    except Exception as exc:  # a broken module must read as "not available", with the cause
-        return f"{module} does not import: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # a broken package must read as "not available", with the cause
+        return f"{module} cannot be found: {type(exc).__name__}: {exc}"
     return None
 
 
@@ -161,7 +165,10 @@ def group_signature(group: Group) -> str:
 
 
 def plan(
-    lib: Library, policy: LibraryPolicy, kinds: tuple[FrameType, ...] = BUILD_ORDER
+    lib: Library,
+    policy: LibraryPolicy,
+    kinds: tuple[FrameType, ...] = BUILD_ORDER,
+    groups: list[Group] | None = None,
 ) -> tuple[list[tuple[Group, dict[str, object]]], list[Waiting]]:
     """Groups ready to build (with their inputs) and groups that must wait."""
     busy = {
@@ -176,8 +183,10 @@ def plan(
     }
     ready: list[tuple[Group, dict[str, object]]] = []
     waiting: list[Waiting] = []
+    all_groups = lib.groups(policy) if groups is None else groups
+    darkflat_groups = [g for g in all_groups if g.key.frame_type is FrameType.DARKFLAT]
     for kind in kinds:
-        for group in lib.groups(policy, kind):
+        for group in (g for g in all_groups if g.key.frame_type is kind):
             if group.count < policy.min_for(kind) or group_signature(group) in busy:
                 continue
             missing = recipe_missing(kind)
@@ -200,7 +209,7 @@ def plan(
                 "max_age_days": policy.max_age_for(kind),
             }
             if kind is FrameType.FLAT:
-                found = flat_inputs(lib, group, policy)
+                found = flat_inputs(lib, group, policy, darkflat_groups)
                 if isinstance(found, str):
                     waiting.append(Waiting(group.key, group.count, found))
                     continue
@@ -209,7 +218,9 @@ def plan(
     return ready, waiting
 
 
-def flat_inputs(lib: Library, group: Group, policy: LibraryPolicy) -> dict[str, object] | str:
+def flat_inputs(
+    lib: Library, group: Group, policy: LibraryPolicy, darkflat_groups: list[Group] | None = None
+) -> dict[str, object] | str:
     """The master dark flat (preferred) or bias a flat group is calibrated with, or why it waits."""
     ids = lib.group_frame_ids(group)
     marks = ",".join("?" * len(ids))
@@ -232,7 +243,7 @@ def flat_inputs(lib: Library, group: Group, policy: LibraryPolicy) -> dict[str, 
             return {"darkflat": choice.master.path, "darkflat_id": choice.master.id}
         pending = [
             g
-            for g in lib.groups(policy, FrameType.DARKFLAT)
+            for g in (lib.groups(policy, FrameType.DARKFLAT) if darkflat_groups is None else darkflat_groups)
             if g.key.exact() == darkflat_key.exact()
             and (
                 g.key.temperature is None
@@ -519,28 +530,12 @@ def register_master(
             f"UPDATE frames SET state = 'in_master', master_id = ? WHERE id IN ({marks}) AND state = 'accumulating'",
             [master_id, *ids],
         )
-        where = " AND ".join(
-            f"{col} IS ?"
-            for col in (
-                "frame_type",
-                "camera",
-                "sensor_kind",
-                "width",
-                "height",
-                "binning",
-                "gain",
-                "offset",
-                "readout_mode",
-                "bit_depth",
-                "filter",
-                "exposure_key",
-            )
-        )
+        where, args = key_clause(key.exact())
         old = [
             int(r["id"])
             for r in c.execute(
                 f"SELECT id, temperature FROM masters WHERE {where} AND superseded_by IS NULL AND id != ?",
-                (*key.exact(), master_id),
+                (*args, master_id),
             )
             if key.temperature is None
             and r["temperature"] is None

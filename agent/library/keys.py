@@ -7,6 +7,7 @@ take part for each frame type so grouping and matching share one definition.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -95,7 +96,24 @@ class ConfigKey:
 
     def exact(self) -> tuple[object, ...]:
         """The exactly-matched fields as plain values (SQL parameters, dictionary keys)."""
-        return tuple(_plain(getattr(self, c)) for c in KEY_COLUMNS)
+        return self._exact
+
+    @functools.cached_property
+    def _exact(self) -> tuple[object, ...]:
+        return (
+            self.frame_type.value,
+            self.camera,
+            self.sensor_kind.value,
+            self.width,
+            self.height,
+            self.binning,
+            self.gain,
+            self.offset,
+            self.readout_mode,
+            self.bit_depth,
+            self.filter,
+            self.exposure_key,
+        )
 
     def for_type(self, frame_type: FrameType, exposure: float | None = None) -> ConfigKey:
         """The key of a calibration frame that serves this configuration."""
@@ -156,10 +174,6 @@ class ConfigKey:
             exposure_key=opt_float("exposure_key"),
             temperature=temperature,
         )
-
-
-def _plain(v: object) -> object:
-    return v.value if isinstance(v, enum.Enum) else v
 
 
 def _num(v: float | None) -> str:

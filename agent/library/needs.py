@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agent.library.builder import plan as plan_builds
-from agent.library.keys import KEY_COLUMNS, ConfigKey, FrameType, LibraryPolicy
+from agent.library.keys import KEY_COLUMNS, ConfigKey, FrameType, LibraryPolicy, SensorKind
 from agent.library.match import choose_master, required_kinds
-from agent.library.store import Group, Library, cluster_temperatures
+from agent.library.store import Group, Library, MasterRecord, cluster_temperatures
 
 DAY = 86400.0
 
@@ -87,11 +87,9 @@ def recent_lights(lib: Library, policy: LibraryPolicy, since: float) -> list[tup
     return out
 
 
-def _group_for(groups: list[Group], wanted: ConfigKey, tolerance: float) -> Group | None:
+def _group_for(groups: dict[tuple[object, ...], list[Group]], wanted: ConfigKey, tolerance: float) -> Group | None:
     best = None
-    for g in groups:
-        if g.key.exact() != wanted.exact():
-            continue
+    for g in groups.get(wanted.exact(), ()):
         if (g.key.temperature is None) != (wanted.temperature is None):
             continue
         if (
@@ -103,6 +101,32 @@ def _group_for(groups: list[Group], wanted: ConfigKey, tolerance: float) -> Grou
         if best is None or g.count > best.count:
             best = g
     return best
+
+
+class _Masters:
+    """Current masters indexed by exact key, so each requirement is a dictionary look-up."""
+
+    def __init__(self, masters: list[MasterRecord]) -> None:
+        self.by_key: dict[tuple[object, ...], list[MasterRecord]] = {}
+        self.by_key_any_exposure: dict[tuple[object, ...], list[MasterRecord]] = {}
+        for m in masters:
+            exact = m.key.exact()
+            self.by_key.setdefault(exact, []).append(m)
+            self.by_key_any_exposure.setdefault(exact[:-1], []).append(m)
+
+    def usable(self, wanted: ConfigKey, tolerance: float) -> list[MasterRecord]:
+        scalable = wanted.frame_type is FrameType.DARK and wanted.sensor_kind is SensorKind.CCD
+        exact = wanted.exact()
+        pool = self.by_key_any_exposure.get(exact[:-1], []) if scalable else self.by_key.get(exact, [])
+        out = []
+        for m in pool:
+            t, w = m.key.temperature, wanted.temperature
+            if (t is None) != (w is None):
+                continue
+            if t is not None and w is not None and abs(t - w) > tolerance + 1e-9:
+                continue
+            out.append(m)
+        return out
 
 
 def needs(
@@ -117,7 +141,11 @@ def needs(
 ) -> list[Need]:
     """Everything missing or in progress, most urgent first."""
     now = time.time() if now is None else now
-    groups = lib.groups(policy)
+    group_list = lib.groups(policy)
+    groups: dict[tuple[object, ...], list[Group]] = {}
+    for g in group_list:
+        groups.setdefault(g.key.exact(), []).append(g)
+    current = _Masters(lib.masters(current_only=True))
     out: list[Need] = []
     seen: set[tuple[object, ...]] = set()
 
@@ -133,10 +161,14 @@ def needs(
             ident = (*wanted.exact(), wanted.temperature)
             if ident in seen:
                 continue
-            choice = choose_master(lib, wanted, policy, light_exposure=exposure, now=now)
-            master = choice.master
-            if master is not None and master.expires_at > now:
+            usable = current.usable(wanted, policy.temperature_tolerance)
+            if any(m.expires_at > now for m in usable):
                 continue
+            master: MasterRecord | None = max(usable, key=lambda m: m.created_at) if usable else None
+            if master is None and policy.looser_matches:
+                master = choose_master(lib, wanted, policy, light_exposure=exposure, now=now).master
+                if master is not None and master.expires_at > now:
+                    continue
             seen.add(ident)
             group = _group_for(groups, wanted, policy.temperature_tolerance)
             have = group.count if group else 0
@@ -160,7 +192,7 @@ def needs(
                 Need("missing", kind, wanted, have, target, reason, base + min(have / target, 1.0), source)
             )
 
-    for w in plan_builds(lib, policy)[1]:
+    for w in plan_builds(lib, policy, groups=group_list)[1]:
         out.append(
             Need("waiting", w.key.frame_type, w.key, w.count, policy.min_for(w.key.frame_type), w.reason, 50.0,
                  "library")
@@ -188,14 +220,14 @@ def needs(
         )
 
     for key in capturing:
-        g = _group_for(groups, key, policy.temperature_tolerance)
-        have = g.count if g else 0
+        found = _group_for(groups, key, policy.temperature_tolerance)
+        have = found.count if found else 0
         out.append(
             Need("capturing", key.frame_type, key, have, policy.min_for(key.frame_type), "capture in progress", 25.0,
                  "agent")
         )  # fmt: skip
 
-    for g in groups:
+    for g in group_list:
         target = policy.min_for(g.key.frame_type)
         if g.count >= target:
             continue

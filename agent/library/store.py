@@ -85,8 +85,19 @@ def file_checksum(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _key_where(prefix: str = "") -> str:
-    return " AND ".join(f"{prefix}{c} IS ?" for c in KEY_COLUMNS)
+def key_clause(values: Sequence[object], skip: frozenset[str] = frozenset()) -> tuple[str, list[object]]:
+    """SQL condition that key columns equal `values` (in KEY_COLUMNS order). `IS NULL` for
+    missing values and `=` otherwise: SQLite walks the index for `=` but not for `IS ?`."""
+    clauses, args = [], []
+    for col, value in zip(KEY_COLUMNS, values, strict=True):
+        if col in skip:
+            continue
+        if value is None:
+            clauses.append(f"{col} IS NULL")
+        else:
+            clauses.append(f"{col} = ?")
+            args.append(value)
+    return " AND ".join(clauses), args
 
 
 class Library:
@@ -344,14 +355,16 @@ class Library:
 
     def group_frame_ids(self, group: Group) -> list[int]:
         temps = [t for t in group.temperatures if t is not None]
-        sql = f"SELECT id FROM frames WHERE state = 'accumulating' AND {_key_where()}"
-        args: list[object] = list(group.key.exact())
+        where, args = key_clause(group.key.exact())
+        sql = f"SELECT id FROM frames WHERE state = 'accumulating' AND {where}"
         if temps:
             sql += f" AND ROUND(temperature, 1) IN ({', '.join('?' * len(temps))})"
             args += temps
         else:
             sql += " AND temperature IS NULL"
-        return [int(r[0]) for r in self.conn.execute(sql + " ORDER BY captured_at, id", args)]
+        # Sorted here: an ORDER BY makes SQLite prefer the capture-time index over the key index.
+        rows = self.conn.execute(sql.replace("SELECT id", "SELECT id, captured_at", 1), args).fetchall()
+        return [int(r[0]) for r in sorted(rows, key=lambda r: (r[1] or 0.0, r[0]))]
 
     # masters -------------------------------------------------------------------------------
 
@@ -375,13 +388,9 @@ class Library:
 
     def candidate_masters(self, key: ConfigKey, relax: frozenset[str] = frozenset()) -> list[MasterRecord]:
         """Masters whose exact key agrees with `key` except in the relaxed fields."""
-        clauses, args = [], []
-        for col in KEY_COLUMNS:
-            if col in relax or (col == "exposure_key" and "exposure" in relax):
-                continue
-            clauses.append(f"{col} IS ?")
-            args.append(key.exact()[KEY_COLUMNS.index(col)])
-        rows = self.conn.execute(f"SELECT * FROM masters WHERE {' AND '.join(clauses)} ORDER BY id", args)
+        skip = set(relax) | ({"exposure_key"} if "exposure" in relax else set())
+        where, args = key_clause(key.exact(), frozenset(skip))
+        rows = self.conn.execute(f"SELECT * FROM masters WHERE {where} ORDER BY id", args)
         return [master_from_row(r) for r in rows]
 
     # lights --------------------------------------------------------------------------------
