@@ -320,7 +320,7 @@ class SimDriver(IPyDriver):
         self._temp_busy = False
         self._send_lock = asyncio.Lock()
 
-    async def send(self, xmldata: object) -> None:
+    async def send(self, xmldata: ET.Element) -> None:
         """Write one whole XML message to stdout, then the next.
 
         indipydriver's own writer yields between BLOB chunks (another message can land inside the
@@ -332,10 +332,10 @@ class SimDriver(IPyDriver):
         if self.stop:
             return
         if getattr(xmldata, "tag", None) == "setBLOBVector":
-            for one in xmldata.iter("oneBLOB"):  # type: ignore[attr-defined]
+            for one in xmldata.iter("oneBLOB"):
                 text = one.text or ""
                 one.text = "\n".join(text[i : i + 72] for i in range(0, len(text), 72))
-        data = ET.tostring(xmldata) + b"\n"  # type: ignore[arg-type]
+        data = ET.tostring(xmldata) + b"\n"
         async with self._send_lock:
             view = memoryview(data)
             while view:
@@ -349,7 +349,7 @@ class SimDriver(IPyDriver):
         return self[device][name]
 
     def connected(self, device: str) -> bool:
-        return _on(self[device]["CONNECTION"]) == "CONNECT"  # type: ignore[arg-type]
+        return _on(self[device]["CONNECTION"]) == "CONNECT"
 
     async def refuse(self, vector: object, why: str) -> None:
         await vector.send_setVector(message=why, state="Alert")  # type: ignore[attr-defined]
@@ -363,11 +363,11 @@ class SimDriver(IPyDriver):
 
     async def _dispatch(self, event: object) -> None:
         devicename = getattr(event, "devicename", None)
-        vectorname = getattr(event, "vectorname", None)
+        vectorname = str(getattr(event, "vectorname", ""))
         vector = getattr(event, "vector", None)
         if devicename is None or vector is None or not hasattr(event, "items"):
             return
-        values: dict[str, str] = dict(event.items())  # type: ignore[attr-defined]
+        values: dict[str, str] = dict(event.items())
         if vectorname == "CONNECTION":
             on = "CONNECT" if values.get("CONNECT") == "On" or values.get("DISCONNECT") == "Off" else "DISCONNECT"
             _set_one(vector, on)
@@ -444,7 +444,7 @@ class SimDriver(IPyDriver):
             exp = self[self.cam_name]["CCD_EXPOSURE"]
             exp["CCD_EXPOSURE_VALUE"] = 0
             await exp.send_setVector(state="Idle", message="exposure aborted")
-            _set_one(v, "")  # type: ignore[arg-type]
+            _set_one(v, "")
             await v.send_setVector(state="Ok")  # type: ignore[attr-defined]
         elif name in ("CCD_FRAME_TYPE", "CCD_CAPTURE_FORMAT", "UPLOAD_MODE", "CCD_COOLER"):
             chosen = next((k for k, val in values.items() if val == "On"), None)
@@ -454,7 +454,7 @@ class SimDriver(IPyDriver):
             if name == "UPLOAD_MODE" and chosen != "UPLOAD_CLIENT":
                 await self.refuse(v, "the simulator only uploads to the client")
                 return
-            _set_one(v, chosen)  # type: ignore[arg-type]
+            _set_one(v, chosen)
             if name == "CCD_COOLER":
                 w.cooler.on = chosen == "COOLER_ON"
                 if not w.cooler.on:
@@ -634,7 +634,7 @@ class SimDriver(IPyDriver):
         elif name == "FLAT_LIGHT_CONTROL":
             chosen = next((k for k, val in values.items() if val == "On"), None)
             if chosen is not None:
-                _set_one(vector, chosen)  # type: ignore[arg-type]
+                _set_one(vector, chosen)
                 w.light_on = chosen == "FLAT_LIGHT_ON"
             await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
         elif name == "FLAT_LIGHT_INTENSITY":
@@ -672,7 +672,7 @@ class SimDriver(IPyDriver):
                 return
             if chosen == "UNPARK":
                 w.parked = False
-                _set_one(vector, "UNPARK")  # type: ignore[arg-type]
+                _set_one(vector, "UNPARK")
                 await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
         elif name == "TELESCOPE_TRACK_STATE":
             chosen = next((k for k, val in values.items() if val == "On"), None)
@@ -682,12 +682,12 @@ class SimDriver(IPyDriver):
             if chosen is not None:
                 w.update_pointing(now)
                 w.tracking = chosen == "TRACK_ON"
-                _set_one(vector, chosen)  # type: ignore[arg-type]
+                _set_one(vector, chosen)
             await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
         elif name == "ON_COORD_SET":
             chosen = next((k for k, val in values.items() if val == "On"), None)
             if chosen is not None:
-                _set_one(vector, chosen)  # type: ignore[arg-type]
+                _set_one(vector, chosen)
             await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
         elif name in ("EQUATORIAL_EOD_COORD", "HORIZONTAL_COORD"):
             if w.parked:

@@ -11,7 +11,12 @@ import pytest
 
 from agent.errors import CorruptFile, ExposureFailed, IndiError, IndiTimeout, PropertyAlert
 from indi_sim.model import SimModel, sky_flux_e_s
-from tests.sim_fixtures import needs_indiserver, sim_rig, sim_server  # noqa: F401
+from tests import sim_fixtures
+from tests.sim_fixtures import needs_indiserver
+
+# fixtures used by name below
+sim_server = sim_fixtures.sim_server
+sim_rig = sim_fixtures.sim_rig
 
 pytestmark = [pytest.mark.indi, needs_indiserver]
 
