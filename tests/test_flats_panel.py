@@ -104,13 +104,19 @@ def test_camera_that_ignores_the_panel_is_reported_not_looped() -> None:
     assert len(calls) <= 10
 
 
+def test_clipped_whatever_the_light_is_reported_as_ignored_or_far_too_bright() -> None:
+    """The stock CCD simulator binned gives 65535 everywhere: indistinguishable from a blinding panel."""
+    with pytest.raises(PanelIgnored, match="far too bright"):
+        PanelSearch(FlatTarget(), (0, 255)).search(lambda b, t: 65535.0)
+
+
 def test_constant_mid_level_camera_is_reported_at_once() -> None:
     with pytest.raises(PanelIgnored, match="ignores the panel"):
         PanelSearch(FlatTarget(), (0, 255)).search(lambda b, t: 12000.0)
 
 
 def test_too_bright_and_too_dim_panels_say_what_to_change() -> None:
-    bright = SimModel("small", seed=5, width=96, height=64, optics=Optics(panel_flux_e_s=1e9))
+    bright = SimModel("small", seed=5, width=96, height=64, optics=Optics(panel_flux_e_s=2.5e7))
     with pytest.raises(PanelTooBright, match="dim the panel"):
         PanelSearch(FlatTarget(), (0, 255)).search(panel_camera(bright, CURVES["linear"], "L"))
     dim = SimModel("small", seed=5, width=96, height=64, optics=Optics(panel_flux_e_s=50.0))

@@ -396,8 +396,8 @@ class PanelSearch:
         levels = [f.level for f in frames]
         if (max(levels) - min(levels)) > 0.005 * max(max(levels), 1.0) or span < 4:
             return False
-        if min(levels) >= 0.999 * self.target.full_scale:
-            return False  # clipped at the ADC maximum: real light, far too much of it
+        if min(levels) >= 0.999 * self.target.full_scale and span < 100:
+            return False  # clipped at the ADC maximum: likely real light, too much of it
         return at_end or not any(f.saturated for f in frames)
 
     def _light(self, f: TestFrame) -> float:
