@@ -19,7 +19,9 @@ from agent.library.keys import FrameType, LibraryPolicy
 from agent.library.needs import needs
 from agent.library.store import Library
 
-MIN5 = LibraryPolicy(min_frames={FrameType.BIAS: 5, FrameType.DARK: 5, FrameType.DARKFLAT: 5, FrameType.FLAT: 5})
+MIN5 = LibraryPolicy(
+    min_frames={FrameType.BIAS: 5, FrameType.DARK: 5, FrameType.DARKFLAT: 5, FrameType.FLAT: 5}
+)
 TESTS = Path(__file__).parent
 
 needs_stacking = pytest.mark.skipif(
@@ -30,12 +32,18 @@ needs_stacking = pytest.mark.skipif(
 
 def _mixed_folder(root: Path) -> None:
     write_series(root / "nina" / "darks", "dark", [nina_header("dark", 60) for _ in range(5)], level=1010)
-    write_series(root / "nina" / "darkflats", "df", [nina_header("darkflat", 2.0) for _ in range(5)], level=1002)
-    write_series(root / "nina" / "flats", "flat", [nina_header("flat", 2.0, filt="L") for _ in range(5)], level=20000)
+    write_series(
+        root / "nina" / "darkflats", "df", [nina_header("darkflat", 2.0) for _ in range(5)], level=1002
+    )
+    write_series(
+        root / "nina" / "flats", "flat", [nina_header("flat", 2.0, filt="L") for _ in range(5)], level=20000
+    )
     write_series(root / "nina" / "lights", "light", [nina_header("light", 60, filt="L") for _ in range(3)])
-    ekos = dict(camera="ZWO ASI294MC Pro", ccd_temp=-10.2)
-    write_series(root / "ekos", "bias", [ekos_header("bias", 0.0, **ekos) for _ in range(5)], level=1000)  # type: ignore[arg-type]
-    write_series(root / "ekos", "flatHa", [ekos_header("flat", 3.3, filt="Ha", **ekos) for _ in range(5)], level=15000)  # type: ignore[arg-type]
+    cam = "ZWO ASI294MC Pro"
+    biases = [ekos_header("bias", 0.0, camera=cam, ccd_temp=-10.2) for _ in range(5)]
+    flats = [ekos_header("flat", 3.3, filt="Ha", camera=cam, ccd_temp=-10.2) for _ in range(5)]
+    write_series(root / "ekos", "bias", biases, level=1000)
+    write_series(root / "ekos", "flatHa", flats, level=15000)
     write_series(root / "sharpcap" / "Darks", "cap", [sharpcap_header(2.0) for _ in range(2)])
 
 
@@ -67,7 +75,7 @@ def test_mixed_folder_builds_exactly_the_expected_masters_flats_after_dark_flats
         drain(lib, MIN5)
         masters = {(m.key.frame_type.value, m.key.filter): m for m in lib.masters()}
         flats_ready = recipe_missing(FrameType.FLAT) is None
-        expected = {("bias", None), ("dark", None), ("darkflat", None)}
+        expected: set[tuple[str, str | None]] = {("bias", None), ("dark", None), ("darkflat", None)}
         if flats_ready:
             expected |= {("flat", "L"), ("flat", "Ha")}
         assert set(masters) == expected
@@ -95,7 +103,9 @@ def test_mixed_folder_builds_exactly_the_expected_masters_flats_after_dark_flats
 
 @needs_stacking
 def test_new_master_supersedes_the_old_and_stales_lights_that_used_it(tmp_path: Path) -> None:
-    write_series(tmp_path / "n1", "dark", [nina_header("dark", 60, when=time.time() - 86400) for _ in range(5)])
+    write_series(
+        tmp_path / "n1", "dark", [nina_header("dark", 60, when=time.time() - 86400) for _ in range(5)]
+    )
     with Library(tmp_path / "data") as lib:
         lib.ingest_paths([tmp_path / "n1"])
         schedule(lib, MIN5)
@@ -119,7 +129,9 @@ def test_new_master_supersedes_the_old_and_stales_lights_that_used_it(tmp_path: 
 
 @needs_stacking
 @pytest.mark.parametrize("kill_point", ["stacking", "file written, row not committed"])
-def test_kill_during_build_leaves_nothing_half_registered_and_sweep_finishes(tmp_path: Path, kill_point: str) -> None:
+def test_kill_during_build_leaves_nothing_half_registered_and_sweep_finishes(
+    tmp_path: Path, kill_point: str
+) -> None:
     write_series(tmp_path / "in", "dark", [nina_header("dark", 30) for _ in range(5)])
     data = tmp_path / "data"
     with Library(data) as lib:

@@ -87,7 +87,12 @@ def test_own_capture_header_with_dark_flat(tmp_path: Path) -> None:
     p = write_frame(tmp_path / "df.fits", h)
     with Library(tmp_path / "data") as lib:
         f = _frame(lib, lib.ingest_file(p).frame_id)
-    assert (f["frame_type"], f["binning"], f["exposure_key"], f["readout_mode"]) == ("darkflat", "2x2", 0.25, "Normal")
+    assert (f["frame_type"], f["binning"], f["exposure_key"], f["readout_mode"]) == (
+        "darkflat",
+        "2x2",
+        0.25,
+        "Normal",
+    )
 
 
 def test_unreadable_files_are_quarantined_with_reason_and_ingest_goes_on(tmp_path: Path) -> None:
@@ -135,9 +140,15 @@ def test_temperature_bands_and_exact_keys_split_groups(tmp_path: Path) -> None:
     with Library(tmp_path / "data") as lib:
         lib.ingest_paths([tmp_path / "in"])
         groups = sorted(
-            (g.key.offset, g.key.exposure_key, g.key.temperature, g.count) for g in lib.groups(LibraryPolicy())
+            (g.key.offset, g.key.exposure_key, g.key.temperature, g.count)
+            for g in lib.groups(LibraryPolicy())
         )
-        assert groups == [(30.0, 60.0, -12.0, 2), (30.0, 60.0, -10.0, 5), (30.0, 120.0, -10.0, 1), (50.0, 60.0, -10.0, 2)]
+        assert groups == [
+            (30.0, 60.0, -12.0, 2),
+            (30.0, 60.0, -10.0, 5),
+            (30.0, 120.0, -10.0, 1),
+            (50.0, 60.0, -10.0, 2),
+        ]
         wide = LibraryPolicy(temperature_tolerance=2.0)
         assert sorted(g.count for g in lib.groups(wide)) == [1, 2, 7]
 
@@ -158,7 +169,9 @@ def test_schema_is_versioned_and_reopening_does_not_migrate_again(tmp_path: Path
     with Library(tmp_path) as lib:
         rows = lib.conn.execute("SELECT version FROM schema_version").fetchall()
     assert [r[0] for r in rows] == [m[0] for m in MIGRATIONS]
-    assert sqlite3.connect(tmp_path / "library.sqlite").execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0
+    assert (
+        sqlite3.connect(tmp_path / "library.sqlite").execute("SELECT COUNT(*) FROM frames").fetchone()[0] == 0
+    )
 
 
 def test_frames_from_capture_are_written_then_recorded(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from library_fixtures import add_master, light_key
@@ -19,12 +20,12 @@ DARK = LIGHT.for_type(FrameType.DARK, 60.0)
 
 
 @pytest.fixture
-def lib(tmp_path: Path):  # type: ignore[no-untyped-def]
+def lib(tmp_path: Path):
     with Library(tmp_path) as library:
         yield library
 
 
-def _dark_choice(lib: Library, light=LIGHT, exposure=60.0, policy=None):  # type: ignore[no-untyped-def]
+def _dark_choice(lib: Library, light=LIGHT, exposure=60.0, policy=None):
     result = match_light(lib, light, exposure, policy or LibraryPolicy(), now=NOW)
     return result.choices[FrameType.DARK]
 
@@ -39,20 +40,30 @@ def test_exact_match_is_chosen_and_explained(lib: Library) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value", "words"),
-    [("offset", 50.0, "offset 50.0 vs 30.0"), ("readout_mode", "High Gain", "readout mode High Gain vs None")],
+    [
+        ("offset", 50.0, "offset 50.0 vs 30.0"),
+        ("readout_mode", "High Gain", "readout mode High Gain vs None"),
+    ],
 )
-def test_a_differing_field_is_never_used_silently(lib: Library, field: str, value: object, words: str) -> None:
-    mid = add_master(lib, replace(DARK, **{field: value}))
+def test_a_differing_field_is_never_used_silently(
+    lib: Library, field: str, value: object, words: str
+) -> None:
+    changes: dict[str, Any] = {field: value}
+    mid = add_master(lib, replace(DARK, **changes))
     strict = _dark_choice(lib)
     assert strict.master is None
-    assert any(f"master #{mid} not used" in e and words in e and "not allowed" in e for e in strict.explanation)
+    assert any(
+        f"master #{mid} not used" in e and words in e and "not allowed" in e for e in strict.explanation
+    )
     allowing = LibraryPolicy(looser_matches=frozenset({field}))
     loose = _dark_choice(lib, policy=allowing)
     assert loose.master is not None and loose.master.id == mid
     assert len(loose.warnings) == 1 and words in loose.warnings[0] and "looser" in loose.warnings[0]
 
 
-@pytest.mark.parametrize(("temperature", "used"), [(-10.9, True), (-9.0, True), (-11.2, False), (-8.5, False)])
+@pytest.mark.parametrize(
+    ("temperature", "used"), [(-10.9, True), (-9.0, True), (-11.2, False), (-8.5, False)]
+)
 def test_temperature_just_inside_or_outside_tolerance(lib: Library, temperature: float, used: bool) -> None:
     mid = add_master(lib, replace(DARK, temperature=temperature))
     choice = _dark_choice(lib)

@@ -87,7 +87,9 @@ def recent_lights(lib: Library, policy: LibraryPolicy, since: float) -> list[tup
     return out
 
 
-def _group_for(groups: dict[tuple[object, ...], list[Group]], wanted: ConfigKey, tolerance: float) -> Group | None:
+def _group_for(
+    groups: dict[tuple[object, ...], list[Group]], wanted: ConfigKey, tolerance: float
+) -> Group | None:
     best = None
     for g in groups.get(wanted.exact(), ()):
         if (g.key.temperature is None) != (wanted.temperature is None):
