@@ -66,7 +66,7 @@ class CalibrationSet:
     sun_altitude: float
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cmos_set(preset: str, n: int = 16, seed: int = 5) -> CalibrationSet:
     """CMOS masters matched to 60 s lights of a uniform twilight sky; flats of ~45 % full scale."""
     m = SimModel(preset, seed=seed, width=WIDTH, height=HEIGHT, optics=UNIFORM_SKY)
@@ -83,12 +83,12 @@ def cmos_set(preset: str, n: int = 16, seed: int = 5) -> CalibrationSet:
                           flat_kw, -14.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ccd_set(n: int = 16, seed: int = 7) -> CalibrationSet:
     """CCD masters: bias, a 600 s dark for scaling, flats calibrated with the bias."""
     m = SimModel("ccd", seed=seed, width=WIDTH, height=HEIGHT, optics=UNIFORM_SKY)
     dexp, fexp = 600.0, 2.0
-    flat_kw: dict[str, object] = {"panel_brightness": 120, "cap_closed": True}
+    flat_kw: dict[str, object] = {"panel_brightness": 90, "cap_closed": True}
     bias = build_master("bias", render(m, "bias", n), header=sim_header(m, "bias", 0.0))
     dark = build_master("dark", render(m, "dark", n, dexp), header=sim_header(m, "dark", dexp))
     flats = render(m, "flat", n, fexp, **flat_kw)
@@ -98,10 +98,11 @@ def ccd_set(n: int = 16, seed: int = 7) -> CalibrationSet:
 
 
 def light(cs: CalibrationSet, exposure: float | None = None, noise: bool = True, seed: int = 99,
-          temperature: float = 0.0) -> tuple[np.ndarray, fits.Header]:
+          temperature: float = 0.0, sun_altitude: float | None = None) -> tuple[np.ndarray, fits.Header]:
     """One light of the uniform sky, its noise drawn from `seed` (independent of test order)."""
     exp = cs.light_exposure if exposure is None else exposure
-    data = cs.model.render("light", exposure=exp, sun_altitude=cs.sun_altitude, noise=noise, temperature=temperature,
+    sun = cs.sun_altitude if sun_altitude is None else sun_altitude
+    data = cs.model.render("light", exposure=exp, sun_altitude=sun, noise=noise, temperature=temperature,
                            rng=np.random.default_rng(seed))
     return data, sim_header(cs.model, "light", exp, temperature)
 

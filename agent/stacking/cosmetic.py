@@ -40,7 +40,9 @@ def cfa_pattern(header: fits.Header | None) -> str | None:
     if pat in ("", "NONE", "MONO", "FALSE"):
         return None
     if pat not in CFA_PATTERNS:
-        raise FrameMismatch(f"unknown CFA pattern BAYERPAT={pat!r}; fix the header to one of {', '.join(CFA_PATTERNS)}")
+        raise FrameMismatch(
+            f"unknown CFA pattern BAYERPAT={pat!r}; fix the header to one of {', '.join(CFA_PATTERNS)}"
+        )
     dx = int(header.get("XBAYROFF", 0) or 0) % 2
     dy = int(header.get("YBAYROFF", 0) or 0) % 2
     tile = [[pat[0], pat[1]], [pat[2], pat[3]]]
@@ -95,7 +97,9 @@ def _neighbour_median(img: np.ndarray, step: int, out: np.ndarray) -> None:  # p
 
 
 @numba.njit(nogil=True, cache=True)
-def _replace(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, defects: np.ndarray, step: int) -> int:  # pragma: no cover
+def _replace(
+    img: np.ndarray, ys: np.ndarray, xs: np.ndarray, defects: np.ndarray, step: int
+) -> int:  # pragma: no cover
     """Replace each listed pixel by the median of its good same-colour neighbours; returns the count."""
     rows, cols = img.shape
     buf = np.empty(24, np.float64)

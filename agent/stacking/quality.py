@@ -82,7 +82,9 @@ def full_scale(data: np.ndarray, header: fits.Header | None = None) -> int | Non
     return 65535
 
 
-def check_bit_depth(light_range: int | None, master_range: int | None, what: str, *, rescale: bool = False) -> float:
+def check_bit_depth(
+    light_range: int | None, master_range: int | None, what: str, *, rescale: bool = False
+) -> float:
     """Factor to apply to the master so its range matches the light's (1.0 when they agree).
 
     Different ranges (12-bit flats with 16-bit lights) are refused unless `rescale` is asked.
@@ -106,8 +108,13 @@ def _bits(full: int) -> int:
 # --- geometry and tolerances --------------------------------------------------------------
 
 
-def check_geometry(light: np.ndarray, light_header: fits.Header | None, master: np.ndarray,
-                   master_header: fits.Header | None, what: str) -> None:
+def check_geometry(
+    light: np.ndarray,
+    light_header: fits.Header | None,
+    master: np.ndarray,
+    master_header: fits.Header | None,
+    what: str,
+) -> None:
     """Refuse a master whose size, binning or CFA pattern differs from the light's."""
     if light.shape != master.shape:
         raise FrameMismatch(
@@ -148,31 +155,48 @@ def temperature_of(header: fits.Header | None) -> float | None:
     return _number(header, "CCD-TEMP", "SET-TEMP")
 
 
-def check_temperature(light_header: fits.Header | None, master_header: fits.Header | None, what: str,
-                      tolerance_c: float = 2.0) -> list[QualityIssue]:
+def check_temperature(
+    light_header: fits.Header | None, master_header: fits.Header | None, what: str, tolerance_c: float = 2.0
+) -> list[QualityIssue]:
     """Warn when the master was taken at another sensor temperature than the light."""
     tl, tm = temperature_of(light_header), temperature_of(master_header)
     if tl is None or tm is None or abs(tl - tm) <= tolerance_c:
         return []
-    return [QualityIssue("temperature", f"{what} taken at {tm:g} C, light at {tl:g} C (tolerance {tolerance_c:g} C); "
-                         "take masters at the light's set-point")]
+    return [
+        QualityIssue(
+            "temperature",
+            f"{what} taken at {tm:g} C, light at {tl:g} C (tolerance {tolerance_c:g} C); "
+            "take masters at the light's set-point",
+        )
+    ]
 
 
-def check_exposure(light_header: fits.Header | None, master_header: fits.Header | None, what: str,
-                   tolerance: float = 0.02) -> list[QualityIssue]:
+def check_exposure(
+    light_header: fits.Header | None, master_header: fits.Header | None, what: str, tolerance: float = 0.02
+) -> list[QualityIssue]:
     """Warn when a dark that is applied unscaled has another exposure than the light."""
     el, em = exposure_of(light_header), exposure_of(master_header)
     if el is None or em is None or em <= 0 or abs(el - em) <= tolerance * em:
         return []
-    return [QualityIssue("exposure", f"{what} is {em:g} s but the light is {el:g} s and the dark is applied unscaled; "
-                         "use a dark of the light's exposure (CMOS) or a bias and --dark-optimize (CCD)")]
+    return [
+        QualityIssue(
+            "exposure",
+            f"{what} is {em:g} s but the light is {el:g} s and the dark is applied unscaled; "
+            "use a dark of the light's exposure (CMOS) or a bias and --dark-optimize (CCD)",
+        )
+    ]
 
 
 # --- flats ----------------------------------------------------------------------------------
 
 
-def check_flat_level(data: np.ndarray, full: int | None, *, level: tuple[float, float] = FLAT_LEVEL,
-                     saturated_max: float = SATURATED_MAX) -> list[QualityIssue]:
+def check_flat_level(
+    data: np.ndarray,
+    full: int | None,
+    *,
+    level: tuple[float, float] = FLAT_LEVEL,
+    saturated_max: float = SATURATED_MAX,
+) -> list[QualityIssue]:
     """A raw flat's mean should sit between 20 % and 70 % of full scale with few saturated pixels."""
     if full is None:
         return []
@@ -181,13 +205,27 @@ def check_flat_level(data: np.ndarray, full: int | None, *, level: tuple[float, 
     frac = mean / full
     issues = []
     if not level[0] <= frac <= level[1]:
-        fix = "lengthen the exposure or brighten the panel" if frac < level[0] else "shorten the exposure or dim the panel"
-        issues.append(QualityIssue("flat-level", f"flat mean {mean:.0f} ADU is {100 * frac:.1f} % of full scale "
-                                   f"(want {100 * level[0]:.0f}-{100 * level[1]:.0f} %); {fix}"))
+        fix = (
+            "lengthen the exposure or brighten the panel"
+            if frac < level[0]
+            else "shorten the exposure or dim the panel"
+        )
+        issues.append(
+            QualityIssue(
+                "flat-level",
+                f"flat mean {mean:.0f} ADU is {100 * frac:.1f} % of full scale "
+                f"(want {100 * level[0]:.0f}-{100 * level[1]:.0f} %); {fix}",
+            )
+        )
     sat = float(np.count_nonzero(a >= 0.999 * full)) / a.size  # scaled 14-bit data top out at 65532
     if sat > saturated_max:
-        issues.append(QualityIssue("flat-saturated", f"{100 * sat:.2f} % of the flat's pixels are saturated "
-                                   f"(allowed {100 * saturated_max:.2f} %); shorten the exposure"))
+        issues.append(
+            QualityIssue(
+                "flat-saturated",
+                f"{100 * sat:.2f} % of the flat's pixels are saturated "
+                f"(allowed {100 * saturated_max:.2f} %); shorten the exposure",
+            )
+        )
     return issues
 
 
@@ -204,29 +242,47 @@ def block_medians(img: np.ndarray, blocks: tuple[int, int] = (12, 16)) -> np.nda
     return out
 
 
-def check_master_flat(data: np.ndarray, header: fits.Header | None = None, *,
-                      min_vignetting: float = 0.005) -> list[QualityIssue]:
+def check_master_flat(
+    data: np.ndarray, header: fits.Header | None = None, *, min_vignetting: float = 0.005
+) -> list[QualityIssue]:
     """A master flat with no large-scale fall-off, or with pixels <= 0, is suspicious."""
     issues = []
     blocks = block_medians(np.asarray(data, np.float64))
     med = float(np.median(blocks))
     spread = (float(blocks.max()) - float(blocks.min())) / med if med > 0 else 0.0
     if med <= 0:
-        issues.append(QualityIssue("flat-level", f"master flat median is {med:g}; it must be positive — rebuild it"))
+        issues.append(
+            QualityIssue("flat-level", f"master flat median is {med:g}; it must be positive — rebuild it")
+        )
     elif spread < min_vignetting:
-        issues.append(QualityIssue("flat-no-vignetting", f"master flat varies by only {100 * spread:.2f} % across the "
-                                   "field, no vignetting: check that the flats saw light through the telescope"))
+        issues.append(
+            QualityIssue(
+                "flat-no-vignetting",
+                f"master flat varies by only {100 * spread:.2f} % across the "
+                "field, no vignetting: check that the flats saw light through the telescope",
+            )
+        )
     bad = int(np.count_nonzero(~(np.asarray(data) > 0)))
     if bad:
-        issues.append(QualityIssue("flat-nonpositive", f"{bad} master flat pixels are <= 0; they are treated as defects"))
+        issues.append(
+            QualityIssue(
+                "flat-nonpositive", f"{bad} master flat pixels are <= 0; they are treated as defects"
+            )
+        )
     if header is not None and str(header.get("FLATCAL", "")).strip().lower() in ("", "none"):
-        issues.append(QualityIssue("flat-uncalibrated", "master flat does not record a dark flat or bias calibration; "
-                                   "rebuild it with `obsagent stack --type flat --darkflat F` (or --bias F)"))
+        issues.append(
+            QualityIssue(
+                "flat-uncalibrated",
+                "master flat does not record a dark flat or bias calibration; "
+                "rebuild it with `obsagent stack --type flat --darkflat F` (or --bias F)",
+            )
+        )
     return issues
 
 
-def check_residual_vignetting(calibrated: np.ndarray, master_flat: np.ndarray, *, amplitude: float = 0.01,
-                              min_r2: float = 0.8) -> list[QualityIssue]:
+def check_residual_vignetting(
+    calibrated: np.ndarray, master_flat: np.ndarray, *, amplitude: float = 0.01, min_r2: float = 0.6
+) -> list[QualityIssue]:
     """A calibrated light whose large-scale shape follows the flat was flat-fielded wrongly.
 
     The classic causes are flats not calibrated (their pedestal damps the correction) or a flat
@@ -249,9 +305,14 @@ def check_residual_vignetting(calibrated: np.ndarray, master_flat: np.ndarray, *
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
     resid = abs(float(slope)) * float(np.ptp(x))
     if resid > amplitude and r2 > min_r2:
-        return [QualityIssue("residual-vignetting", f"calibrated light still follows the flat's shape by "
-                             f"{100 * resid:.1f} % ({'over' if slope < 0 else 'under'}-corrected); "
-                             "were the flats calibrated with a dark flat or bias, and taken with this optical setup?")]
+        return [
+            QualityIssue(
+                "residual-vignetting",
+                f"calibrated light still follows the flat's shape by "
+                f"{100 * resid:.1f} % ({'over' if slope < 0 else 'under'}-corrected); "
+                "were the flats calibrated with a dark flat or bias, and taken with this optical setup?",
+            )
+        ]
     return []
 
 
@@ -270,12 +331,19 @@ def check_master_dark(hot_pixels: int, exposure: float | None = None) -> list[Qu
     """Warn about a master dark that shows no hot pixels although its exposure should reveal them."""
     issues = []
     if hot_pixels is not None and hot_pixels == 0 and (exposure is None or exposure >= 10.0):
-        issues.append(QualityIssue("dark-no-hot-pixels", "master dark shows no hot pixels; was it taken with the "
-                                   "cooler on and a real exposure (not a bias)?"))
+        issues.append(
+            QualityIssue(
+                "dark-no-hot-pixels",
+                "master dark shows no hot pixels; was it taken with the "
+                "cooler on and a real exposure (not a bias)?",
+            )
+        )
     return issues
 
 
-def check_dark_pedestal(data: np.ndarray, *, bias: np.ndarray | None = None, what: str = "master dark") -> None:
+def check_dark_pedestal(
+    data: np.ndarray, *, bias: np.ndarray | None = None, what: str = "master dark"
+) -> None:
     """Refuse a dark without its bias pedestal: pre-calibrated (bias subtracted, clipped at zero).
 
     Its low tail reaches zero (a raw dark's lowest pixels sit several sigma above zero on the
@@ -287,13 +355,17 @@ def check_dark_pedestal(data: np.ndarray, *, bias: np.ndarray | None = None, wha
     low = float(np.percentile(a, 0.1))
     fix = "rebuild it from the raw darks (never subtract the bias from darks before stacking)"
     if low <= max(sigma, 1e-6):
-        raise SuspectMaster(f"{what} has no bias pedestal (0.1 % of its pixels are at {low:.3g} ADU, median "
-                            f"{med:.3g}): it looks pre-calibrated and clipped at zero; {fix}")
+        raise SuspectMaster(
+            f"{what} has no bias pedestal (0.1 % of its pixels are at {low:.3g} ADU, median "
+            f"{med:.3g}): it looks pre-calibrated and clipped at zero; {fix}"
+        )
     if bias is not None:
         bmed, bsig = robust_level(bias)
         if med < bmed - 3.0 * max(bsig, 1.0):
-            raise SuspectMaster(f"{what} level {med:.1f} ADU lies below the master bias ({bmed:.1f} ADU): its bias "
-                                f"was subtracted already; {fix}")
+            raise SuspectMaster(
+                f"{what} level {med:.1f} ADU lies below the master bias ({bmed:.1f} ADU): its bias "
+                f"was subtracted already; {fix}"
+            )
 
 
 @dataclass(frozen=True)
@@ -316,8 +388,13 @@ def series_frame(data: np.ndarray, header: fits.Header | None = None) -> SeriesF
     return SeriesFrame(level, sigma, exposure_of(header), temperature_of(header))
 
 
-def check_light_leak(series: Sequence[SeriesFrame], *, drift_sigma: float = 0.25,
-                     temperature_tolerance: float = 1.0, exposure_tolerance: float = 0.01) -> list[QualityIssue]:
+def check_light_leak(
+    series: Sequence[SeriesFrame],
+    *,
+    drift_sigma: float = 0.25,
+    temperature_tolerance: float = 1.0,
+    exposure_tolerance: float = 0.01,
+) -> list[QualityIssue]:
     """Darks or biases whose level drifts while exposure and temperature stay the same saw light.
 
     The drift is compared with the frames' pixel noise: a shift of a quarter sigma already
@@ -333,21 +410,40 @@ def check_light_leak(series: Sequence[SeriesFrame], *, drift_sigma: float = 0.25
     exps = [s.exposure for s in series if s.exposure is not None]
     temps = [s.temperature for s in series if s.temperature is not None]
     if exps and max(exps) - min(exps) > exposure_tolerance * max(exps):
-        return [QualityIssue("series-exposure", f"series mixes exposures {min(exps):g}-{max(exps):g} s; "
-                             "combine only frames of one exposure")]
+        return [
+            QualityIssue(
+                "series-exposure",
+                f"series mixes exposures {min(exps):g}-{max(exps):g} s; combine only frames of one exposure",
+            )
+        ]
     if temps and max(temps) - min(temps) > temperature_tolerance:
-        return [QualityIssue("series-temperature", f"levels drift by {drift:.1f} ADU while the temperature changed "
-                             f"{max(temps) - min(temps):.1f} C; wait for the cooler to settle")]
+        return [
+            QualityIssue(
+                "series-temperature",
+                f"levels drift by {drift:.1f} ADU while the temperature changed "
+                f"{max(temps) - min(temps):.1f} C; wait for the cooler to settle",
+            )
+        ]
     order = np.arange(len(levels))
     trend = float(np.corrcoef(order, levels)[0, 1]) if np.ptp(levels) > 0 else 0.0
-    return [QualityIssue("light-leak", f"levels drift by {drift:.1f} ADU ({drift / max(noise, 1e-6):.1f} sigma"
-                         f"{', steadily' if abs(trend) > 0.8 else ''}) with exposure and temperature unchanged: "
-                         "light reaches the sensor; cover the telescope and camera and take them again")]
+    return [
+        QualityIssue(
+            "light-leak",
+            f"levels drift by {drift:.1f} ADU ({drift / max(noise, 1e-6):.1f} sigma"
+            f"{', steadily' if abs(trend) > 0.8 else ''}) with exposure and temperature unchanged: "
+            "light reaches the sensor; cover the telescope and camera and take them again",
+        )
+    ]
 
 
 def check_clipped(fraction: float) -> list[QualityIssue]:
     """Warn when more than 0.1 % of a calibrated light had to be clipped to the valid range."""
     if fraction <= CLIPPED_WARN:
         return []
-    return [QualityIssue("clipped", f"{100 * fraction:.2f} % of the pixels were clipped to the valid range; "
-                         "use --pedestal to keep negative values, or check the masters match the light")]
+    return [
+        QualityIssue(
+            "clipped",
+            f"{100 * fraction:.2f} % of the pixels were clipped to the valid range; "
+            "use --pedestal to keep negative values, or check the masters match the light",
+        )
+    ]
