@@ -13,7 +13,7 @@ import numpy as np
 
 def t_ppf(p: float, df: int) -> float:
     try:
-        from scipy.stats import t  # type: ignore[import-untyped]
+        from scipy.stats import t
 
         return float(t.ppf(p, df))
     except ImportError:  # the engine's own quantile is checked against tables in the tests
@@ -35,7 +35,7 @@ def reference_pixel(
     if method == "none" or n < 3:
         pass
     elif method == "percentile":
-        m = np.median(x)
+        m = float(np.median(x))
         if m > 0:
             keep = ~(((m - x) > kl * m) | ((x - m) > kh * m))
             if keep.any():
@@ -43,27 +43,28 @@ def reference_pixel(
     elif method in ("sigma", "mad", "avgsigma", "winsorized"):
         s_k = 0.0
         if method == "avgsigma":
-            m0 = np.median(x)
+            m0 = float(np.median(x))
             if m0 <= 0:
                 return _combine(kept, combine), 0
             s_k = math.sqrt(np.sum((x - m0) ** 2) / (m0 * (n - 1)))
         while kept.size >= 3:
-            m = np.median(kept)
+            m = float(np.median(kept))
+            s: float
             if method == "sigma":
-                s = np.std(kept, ddof=1)
+                s = float(np.std(kept, ddof=1))
             elif method == "mad":
-                s = 1.4826 * np.median(np.abs(kept - m))
+                s = 1.4826 * float(np.median(np.abs(kept - m)))
             elif method == "avgsigma":
                 if m <= 0:
                     break
                 s = s_k * math.sqrt(m)
             else:
-                s = np.std(kept, ddof=1)
+                s = float(np.std(kept, ddof=1))
                 w = kept.copy()
                 for _ in range(1000):
                     w = np.clip(w, m - 1.5 * s, m + 1.5 * s)  # clamped in place, as Siril
                     s0 = s
-                    s = 1.134 * np.std(w, ddof=1)
+                    s = 1.134 * float(np.std(w, ddof=1))
                     if abs(s - s0) <= 5e-4 * s0:
                         break
             keep = (kept >= m - kl * s) & (kept <= m + kh * s)
@@ -73,9 +74,9 @@ def reference_pixel(
     elif method == "linearfit":
         kept = np.sort(x)
         while kept.size >= 5:
-            i = np.arange(kept.size, dtype=np.float64)
-            b, a = np.polyfit(i, kept, 1)
-            fit = a + b * i
+            idx = np.arange(kept.size, dtype=np.float64)
+            b, a = np.polyfit(idx, kept, 1)
+            fit = a + b * idx
             s = np.mean(np.abs(kept - fit))
             rej = ((fit - kept) > kl * s) | ((kept - fit) > kh * s)
             if not rej.any() or rej.all():

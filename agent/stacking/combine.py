@@ -68,6 +68,7 @@ _COPY_KEYS = (
 )  # fmt: skip
 SAMPLE_MAX_PIXELS = 500_000
 _BAND_MAX_ROWS = 256
+_RESERVE = 8 * 2**20
 
 
 class MemoryLimitTooSmall(ConfigError):
@@ -179,7 +180,7 @@ def combine(
     band_kind = _band_kind(frames)
     itemsize = np.dtype(band_kind).itemsize
     budget = mem_limit_mb * 1024 * 1024
-    fixed = rows * cols * 4  # the master itself
+    fixed = rows * cols * 4 + _RESERVE  # the master itself, and room for small temporaries
     if rejection_maps:
         fixed += 2 * rows * cols * 2
     sample_pixels = min(SAMPLE_MAX_PIXELS, max(cols, (budget // 10) // (n * 4)))
