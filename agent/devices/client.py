@@ -162,6 +162,12 @@ class _Listener(PyIndi.BaseClient):
         self._guard(lambda: self._owner._on_server(False, code))
 
 
+# Listeners we have disconnected are kept for the life of the process: if the last reference went
+# away inside a libindi callback, ~BaseClient would run on libindi's own thread and join itself,
+# which aborts the process ("Resource deadlock avoided"). One small object per reconnect is cheap.
+_RETIRED: list[_Listener] = []
+
+
 class IndiClient:
     """Connection to one INDI server with a cache of every property we have seen."""
 
@@ -275,6 +281,7 @@ class IndiClient:
         old = self._listener
         self._listener = None
         if old is not None:
+            _RETIRED.append(old)
             with contextlib.suppress(Exception):
                 old.disconnectServer()
         with self._cond:

@@ -38,15 +38,43 @@ def gap_key(gap: Gap) -> str:
     return f"gap@{gap.start.isoformat()}"
 
 
+def visible_until(ctx: NightContext, target: str, now: dt.datetime) -> dt.datetime | None:
+    """End of the visibility interval containing `now`, or None when the target is not observable."""
+    for vis in ctx.plan.visibility:
+        if vis.target == target:
+            for interval in vis.intervals:
+                if interval.start <= now < interval.end:
+                    return interval.end
+    return None
+
+
 def active_block(ctx: NightContext, now: dt.datetime) -> Block | None:
+    """The scheduled block now, else an earlier block that fell short and whose target is still up.
+
+    Frames take longer than planned (downloads, slews, a resumed night), so a block that ran out of
+    time is caught up in idle time while its target stays observable; a block scheduled for now wins.
+    """
+    def fits(block: Block) -> bool:
+        room = (block_until(ctx, block, now) - now).total_seconds()
+        return room >= block.exposure and block_key(block) not in ctx.progress.finished_activities
+
     for block in ctx.plan.blocks:
-        if (
-            block.start <= now < block.end
-            and block_key(block) not in ctx.progress.finished_activities
-            and remaining_in_block(ctx, block) > 0
-        ):
+        if block.start <= now < block.end and fits(block) and remaining_in_block(ctx, block) > 0:
+            return block
+    for block in ctx.plan.blocks:
+        if (block.start <= now and visible_until(ctx, block.target, now) is not None and fits(block)
+                and remaining_in_block(ctx, block) > 0):
             return block
     return None
+
+
+def block_until(ctx: NightContext, block: Block, now: dt.datetime) -> dt.datetime:
+    """When this block must stop: its scheduled end, or (catching up) the next block's start or setting."""
+    if block.start <= now < block.end:
+        return block.end
+    limit = visible_until(ctx, block.target, now) or now
+    later = [b.start for b in ctx.plan.blocks if b.start > now]
+    return min([limit, *later])
 
 
 def active_gap(ctx: NightContext, now: dt.datetime) -> Gap | None:
@@ -75,7 +103,7 @@ def due(ctx: NightContext) -> Due:
         return Due("dusk_flats", dusk.end, "the Sun is in the sky-flat band")
     block = active_block(ctx, now)
     if block is not None:
-        return Due("imaging", block.end, f"{block.target} {block.filter} is scheduled")
+        return Due("imaging", block_until(ctx, block, now), f"{block.target} {block.filter} is scheduled")
     gap = active_gap(ctx, now)
     if gap is not None and ctx.seq.calibration.darks.in_gaps and not finished(ctx, gap_key(gap)):
         return Due("gap_calibration", gap.end, gap.label)

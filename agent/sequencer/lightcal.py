@@ -27,7 +27,11 @@ def calibrated_path(lib: Any, light: Path) -> Path:
     return lib.root / "calibrated" / relative.with_name(relative.stem + "_cal.fits")
 
 
-def calibrate_light(lib: Any, path: Path, policy: LibraryPolicy) -> str:
+# Calibrated lights keep this pedestal so faint background noise is never clipped at zero.
+OUTPUT_PEDESTAL_ADU = 100.0
+
+
+def calibrate_light(lib: Any, path: Path, policy: LibraryPolicy, pedestal: float = OUTPUT_PEDESTAL_ADU) -> str:
     """Returns the status recorded: calibrated, no_masters or failed."""
     from agent.library.match import match_light
     from agent.stacking.calibrate import CalibrationOptions, MasterSet, calibrate
@@ -51,7 +55,9 @@ def calibrate_light(lib: Any, path: Path, policy: LibraryPolicy) -> str:
     masters = MasterSet(
         bias=paths.get(FrameType.BIAS), dark=paths.get(FrameType.DARK), flat=paths.get(FrameType.FLAT)
     )
-    options = CalibrationOptions(sensor=key.sensor_kind.value, temperature_tolerance=policy.temperature_tolerance)
+    options = CalibrationOptions(
+        sensor=key.sensor_kind.value, temperature_tolerance=policy.temperature_tolerance, pedestal=pedestal
+    )
     try:
         out = calibrate(path, masters, options)
         target = calibrated_path(lib, Path(path))

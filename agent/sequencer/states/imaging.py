@@ -6,7 +6,7 @@ import logging
 
 from agent.errors import IndiError
 from agent.sequencer.context import NightContext
-from agent.sequencer.dispatch import active_block, remaining_in_block
+from agent.sequencer.dispatch import active_block, block_until, remaining_in_block
 from agent.sequencer.states.common import capture, move_filter, open_cap_for_sky
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ def run(ctx: NightContext) -> str:
             filter=block.filter,
             remaining=remaining_in_block(ctx, block),
         )
-        wall_needed = block.exposure
-        if (block.end - ctx.now()).total_seconds() < wall_needed:
+        if (block_until(ctx, block, now) - ctx.now()).total_seconds() < block.exposure:
             return "dispatch"  # the next frame would overrun the block
         capture(ctx, "light", block.exposure, block.filter, block.target)
         path = ctx.frame_path(
