@@ -66,3 +66,21 @@ def test_panel_flats_on_the_simulator_land_on_target_then_reuse_the_training(sim
     (outcome,) = second.outcomes
     assert outcome.trained and outcome.test_frames == 0 and len(outcome.flats) == 2
     assert all(target.within(level) for level in outcome.levels)
+
+
+def test_sky_flats_cli_on_the_simulator_at_dusk(sim_server: Callable[..., Any], tmp_path: Path) -> None:
+    """One accelerated dusk through indiserver: mount pointed, cap opened, every filter gets its flats."""
+    server = sim_server(time_factor=30.0, width=128, height=96, lat=52.0, lon=13.4, start="2026-12-01T15:05:30")
+    result = run_cli("flats", "--indi", server.address, "--source", "sky", "--filters", "L,R,Ha", "--count", "3",
+                     "--period", "dusk", "--data", str(tmp_path), "--out", str(tmp_path / "out"),
+                     "--mount", server.config.mount_name, "--panel", server.config.panel_name, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    files = sorted((tmp_path / "out" / "flat").glob("*.fits"))
+    assert len(files) == 9
+    target = FlatTarget()
+    for path in files:
+        header = fits.getheader(path)
+        assert header["IMAGETYP"] == "Flat Field"
+        level = float(fits.getdata(path)[::2, ::2].astype(float).mean())
+        assert target.low * 0.98 <= level <= target.high * 1.02
+    assert (tmp_path / "flats" / "twilight.json").exists()  # the twilight was learned for the next night

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.sequencer.flats import FlatTarget
-from agent.sequencer.flats_sky import SkyFlatRun, SkyRunReport, SunTrack, find_window
+from agent.sequencer.flats_sky import SkyFlatRun, SkyRunReport, SkyShot, SunTrack, find_window
 from agent.sequencer.twilight_model import TwilightModel, TwilightStore, exposure_for, filter_order
 from indi_sim.model import SimModel
 from tests.flats_fixtures import Cloud, SimSky, SimulatedClock
@@ -102,3 +102,21 @@ def test_learned_twilight_is_kept_between_runs(tmp_path: Path) -> None:
     assert rate is not None and abs(rate - 1000.0) < 1.0
     assert abs(again.slope(-6.0) - 0.22) < 1e-3
     assert again.overhead == 3.0
+
+
+def test_a_closed_cap_at_dusk_stops_the_filter_with_a_reason(sky_model: SimModel) -> None:
+    clock = SimulatedClock(dt.datetime(2026, 12, 1, 15, 10, tzinfo=dt.UTC))
+
+    class CappedCamera:
+        def expose(self, filter_name: str, exposure: float) -> SkyShot:
+            start = clock.now()
+            clock.sleep(exposure + 2.0)
+            return SkyShot(sky_model.render("flat", exposure, cap_closed=True), start, exposure)
+
+    window = (clock.now(), clock.now() + dt.timedelta(minutes=50))
+    run = SkyFlatRun(CappedCamera(), clock, SunTrack(LAT, LON, *window), "dusk", window, TARGET, 0.1, 30.0,
+                     TwilightModel("sim"))
+    report = run.run({"L": 5})
+    assert report.counts == {"L": 0}
+    assert "no sky light" in report.stopped["L"]
+    assert len(report.records) <= 4

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             client,
             camera=args.camera or (devices.camera if devices else None),
             wheel=args.wheel or (devices.wheel if devices else None),
-            panel=args.panel or (devices.flat_panel if devices and source == "panel" else None),
+            panel=args.panel or (devices.flat_panel if devices else None),
             mount=args.mount or (devices.mount if devices and source == "sky" else None),
             need_panel=source == "panel",
         )
@@ -238,6 +238,9 @@ def _sky(args: argparse.Namespace, seq: Sequence | None, rig: Rig, clock: Clock,
     cam.set_binning(binning)
     if readout is not None:
         cam.set_readout_mode(readout)
+    if rig.panel is not None and rig.panel.has_cap:
+        rig.panel.light(False)
+        rig.panel.open_cap()  # a flip-flat left closed would give dark "sky" flats
     lat, lon = _site(seq, rig)
     now = clock.now()
     upper, lower = (seq.calibration.flats.sun_band.upper, seq.calibration.flats.sun_band.lower) if seq else (-2.0, -10.0)

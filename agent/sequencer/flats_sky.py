@@ -265,6 +265,7 @@ class SkyFlatRun:
         self._shapes: dict[str, list[np.ndarray]] = {}
         self._last_end: dt.datetime | None = None
         self._overheads: list[float] = []
+        self._dark: dict[str, tuple[float, float]] = {}
 
     @property
     def signal(self) -> float:
@@ -399,6 +400,13 @@ class SkyFlatRun:
                 break
             record = self._take(f, e, rate, source, probes)
             report.records.append(record)
+            if f in self._dark:
+                level, longest = self._dark.pop(f)
+                if self.period == "dusk":
+                    report.stopped[f] = (f"no sky light in {f}: level {self.target.describe(level)} at {longest:g} s "
+                                         "(cap closed, dome shut or overcast?)")
+                else:
+                    self.clock.sleep(60.0, self.abort)  # dawn: the sky will brighten
             if record.accepted:
                 got[f] += 1
             if self.progress:
@@ -433,6 +441,8 @@ class SkyFlatRun:
             self._sky_samples.append((f, alt, measured))
         elif source == "probe":
             probes[f] = e / 10 if self.target.saturated(level) else e * 10
+            if not self.target.saturated(level) and e >= self.exposure_max:
+                self._dark[f] = (level, e)
         record = SkyFrameRecord(f, shot.start, shot.exposure, level, alt, reason is None, reason,
                                 predicted_now, measured)
         if reason is None:

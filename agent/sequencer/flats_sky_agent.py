@@ -54,6 +54,8 @@ def point_opposite_sun(rig: Rig, sun_azimuth: float, when: dt.datetime) -> str |
     """Slew to ≈75° altitude opposite the Sun, tracking off; returns a note when there is no mount."""
     if rig.mount is None:
         return "no mount: sky flats are taken wherever the telescope points"
+    if rig.client.has(rig.mount.name, "TELESCOPE_PARK") and rig.mount.parked():
+        rig.mount.unpark()
     rig.mount.goto_altaz(FLAT_ALTITUDE, (sun_azimuth + 180.0) % 360.0, when=when, track=False)
     return None
 
