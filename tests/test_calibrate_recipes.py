@@ -49,11 +49,11 @@ def test_master_flat_records_calibration_and_channel_means() -> None:
 
 
 def test_flat_streams_through_files_when_memory_is_short(tmp_path: Path) -> None:
-    m = SimModel("small", seed=8, width=256, height=192)
+    m = SimModel("small", seed=8, width=512, height=384)
     bias = build_master("bias", render(m, "bias", 5), header=sim_header(m, "bias", 0.0))
     flats = render(m, "flat", 8, 1.0, panel_brightness=100, cap_closed=True)
     in_memory = build_master("flat", flats, bias=bias, header=sim_header(m, "flat", 1.0))
-    streamed = build_master("flat", flats, bias=bias, header=sim_header(m, "flat", 1.0), mem_limit_mb=2,
+    streamed = build_master("flat", flats, bias=bias, header=sim_header(m, "flat", 1.0), mem_limit_mb=20,
                             workdir=str(tmp_path))
     # the level may differ by the sampled normalisation reference; the flat's shape must not
     np.testing.assert_allclose(streamed.data / streamed.data.mean(), in_memory.data / in_memory.data.mean(), rtol=1e-4)

@@ -29,7 +29,7 @@ from agent.errors import ConfigError, CorruptFile
 from agent.fitsfile import read_fits, write_fits_atomic
 from agent.stacking import cosmetic, quality
 from agent.stacking.combine import MASTER_TYPES, Master, combine, source_hash
-from agent.stacking.darkopt import DarkOptimization, optimize_dark
+from agent.stacking.darkopt import DarkOptimization, DarkOptimizer
 from agent.stacking.frames import source_of
 from agent.stacking.quality import QualityIssue
 
@@ -303,7 +303,7 @@ def _build_flat(
     original = [source_of(s) for s in sources]
     extra["SRCHASH"] = source_hash(original)
     header = _merge(_copy_keys(first_header), _merge(extra, user_header))
-    if n * frame_bytes <= mem_mb * 2**20 // 2:
+    if n * frame_bytes <= mem_mb * 2**20 // 4:  # leave combine most of the budget
         arrays = [calibrated(i)[0] for i in range(n)]
         master = combine(arrays, frame_type="flat", header=header, **combine_kwargs)
     else:
@@ -484,6 +484,10 @@ class _Plan:
     s0: dict[str, float]
     defects: np.ndarray | None
     issues: list[QualityIssue]
+    defect_ys: np.ndarray | None = None  # the defect pixels, listed once
+    defect_xs: np.ndarray | None = None
+    flat_blocks: np.ndarray | None = None  # large-scale shape of the flat (residual vignetting check)
+    optimizer: DarkOptimizer | None = None
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -496,34 +500,29 @@ def _apply(
     use_offset: bool,
     use_thermal: bool,
     use_flat: bool,
+    pedestal: float,
+    top: float,
     out: np.ndarray,
-) -> None:  # pragma: no cover
+) -> tuple[int, int]:  # pragma: no cover
+    """One pass: the formula in float64, the pedestal, then the only clip; returns (low, high) counts."""
     rows, cols = light.shape
+    low = np.zeros(rows, np.int64)
+    high = np.zeros(rows, np.int64)
     for r in numba.prange(rows):
         for c in range(cols):
-            v = np.float64(light[r, c])
+            v = float(light[r, c])
             if use_offset:
                 v -= offset[r, c]
             if use_thermal:
                 v -= k * thermal[r, c]
             if use_flat:
                 v *= flat_scale[r, c]
-            out[r, c] = v
-
-
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _clip(out: np.ndarray, pedestal: float, hi: float) -> tuple[int, int]:  # pragma: no cover
-    rows, cols = out.shape
-    low = np.zeros(rows, np.int64)
-    high = np.zeros(rows, np.int64)
-    for r in numba.prange(rows):
-        for c in range(cols):
-            v = out[r, c] + pedestal
+            v += pedestal
             if v < 0.0:
                 v = 0.0
                 low[r] += 1
-            elif v > hi:
-                v = hi
+            elif v > top:
+                v = top
                 high[r] += 1
             out[r, c] = v
     return low.sum(), high.sum()
@@ -602,7 +601,9 @@ def calibrate(light: Any, masters: MasterSet, options: CalibrationOptions | None
         dark_exp = quality.exposure_of(md.header)
         k_nominal = light_exp / dark_exp if light_exp and dark_exp else 1.0
         if options.dark_optimize:
-            opt = optimize_dark(data, plan.offset, plan.thermal, k_nominal=k_nominal)
+            if plan.optimizer is None:
+                plan.optimizer = DarkOptimizer.prepare(plan.offset, plan.thermal)
+            opt = plan.optimizer.optimize(data, k_nominal=k_nominal)
             k = opt.k
         else:
             if not (light_exp and dark_exp):
@@ -618,7 +619,8 @@ def calibrate(light: Any, masters: MasterSet, options: CalibrationOptions | None
     light_arr = (
         data if data.dtype in (np.uint16, np.float32, np.int16, np.float64) else data.astype(np.float32)
     )
-    _apply(
+    top = float(options.output_max if options.output_max is not None else light_full)
+    low, high = _apply(
         light_arr,
         plan.offset if plan.offset is not None else empty,
         plan.thermal if plan.thermal is not None else empty,
@@ -627,19 +629,21 @@ def calibrate(light: Any, masters: MasterSet, options: CalibrationOptions | None
         plan.offset is not None,
         scaled,
         plan.flat_scale is not None,
+        float(options.pedestal),
+        top,
         out,
     )
     corrected = 0
-    if options.cosmetic and plan.defects is not None:
-        corrected = cosmetic.correct(out, plan.defects, cfa)
-    top = float(options.output_max if options.output_max is not None else light_full)
-    low, high = _clip(out, float(options.pedestal), top)
+    if options.cosmetic and plan.defects is not None and plan.defect_ys is not None and plan.defect_xs is not None:
+        # defect pixels are replaced from (clipped, in-range) neighbours: they do not count as clipped
+        at = out[plan.defect_ys, plan.defect_xs]
+        low -= int(np.count_nonzero(at <= 0.0))
+        high -= int(np.count_nonzero(at >= top))
+        corrected = cosmetic.correct_at(out, plan.defect_ys, plan.defect_xs, plan.defects, cfa)
     clipped = (low + high) / out.size
     warnings += quality.check_clipped(clipped)
-    if masters.flat is not None:
-        stride = max(1, int((out.size / 2e6) ** 0.5))  # a few megapixels are plenty for block medians
-        sub = (slice(None, None, stride), slice(None, None, stride))
-        warnings += quality.check_residual_vignetting(out[sub], masters.flat.data[sub])
+    if plan.flat_blocks is not None:
+        warnings += quality.check_residual_vignetting(out, plan.flat_blocks)
 
     hdr = _light_header(
         header, masters, options, formula, k, opt, plan.s0, clipped, corrected, warnings, light_full
@@ -732,10 +736,13 @@ def _plan(
         else:
             s0["all"] = float(f[good].mean(dtype=np.float64))
             flat_scale[good] = s0["all"] / f[good]
-    defects = None
+    defects = ys = xs = None
     if options.cosmetic:
         defects = _defect_map(md, mf, cfa)
-    plan = _Plan(offset, thermal, flat_scale, s0, defects, issues)
+        if defects is not None:
+            ys, xs = (a.astype(np.int64) for a in np.nonzero(defects))
+    flat_blocks = quality.block_medians(mf.data) if mf is not None else None
+    plan = _Plan(offset, thermal, flat_scale, s0, defects, issues, ys, xs, flat_blocks)
     masters._prepared[key] = plan
     return plan
 

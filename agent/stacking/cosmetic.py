@@ -199,3 +199,10 @@ def correct(image: np.ndarray, defects: np.ndarray, cfa: str | None) -> int:
     if ys.size == 0:
         return 0
     return int(_replace(image, ys.astype(np.int64), xs.astype(np.int64), defects, 2 if cfa else 1))
+
+
+def correct_at(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, defects: np.ndarray, cfa: str | None) -> int:
+    """`correct` with the defect pixels already listed (int64 rows and columns): no full-frame scan."""
+    if ys.size == 0:
+        return 0
+    return int(_replace(image, ys, xs, defects, 2 if cfa else 1))

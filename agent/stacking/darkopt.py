@@ -56,6 +56,81 @@ def central_window(shape: tuple[int, int], size: int) -> tuple[int, int, int, in
     return x0, y0, ww, wh
 
 
+def _reflect(i: np.ndarray, n: int) -> np.ndarray:
+    i = np.abs(i)
+    return np.where(i >= n, 2 * (n - 1) - i, i)
+
+
+def wavelet_layer_at(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """`first_wavelet_layer(img)[ys, xs]` computed at those pixels only."""
+    h, w = img.shape
+    smooth = np.zeros(ys.size)
+    for i in range(5):
+        rows = _reflect(ys + i - 2, h)
+        for j in range(5):
+            smooth += (B3_SPLINE[i] * B3_SPLINE[j]) * img[rows, _reflect(xs + j - 2, w)]
+    return img[ys, xs].astype(np.float64) - smooth
+
+
+@dataclass
+class DarkOptimizer:
+    """The part of the search that depends only on the masters, prepared once per master set."""
+
+    bias: np.ndarray  # bias in the window (float64)
+    ys: np.ndarray  # selected pixels, window coordinates
+    xs: np.ndarray
+    wd: np.ndarray  # first wavelet layer of the thermal signal at the selected pixels
+    window: tuple[int, int, int, int]
+
+    @classmethod
+    def prepare(cls, bias: np.ndarray, thermal: np.ndarray, *, window: int = 1024,
+                threshold_sigma: float = 3.0) -> DarkOptimizer:
+        x0, y0, ww, wh = central_window(thermal.shape, window)
+        sl = (slice(y0, y0 + wh), slice(x0, x0 + ww))
+        d = np.asarray(thermal[sl], np.float64)
+        med = float(np.median(d))
+        sigma = 1.4826 * float(np.median(np.abs(d - med)))
+        ys, xs = np.nonzero(d > med + threshold_sigma * sigma)
+        if ys.size < MIN_PIXELS or not sigma > 0:
+            raise DarkOptimizationFailed(
+                f"only {ys.size} pixels of the master dark stand above its noise in the central "
+                f"{ww}x{wh} window; use a longer master dark or calibrate without --dark-optimize"
+            )
+        return cls(np.asarray(bias[sl], np.float64), ys, xs, wavelet_layer_at(d, ys, xs), (x0, y0, ww, wh))
+
+    def optimize(self, light: np.ndarray, *, k_nominal: float = 1.0, tolerance: float = 1e-4) -> DarkOptimization:
+        """Find k minimising the noise of `(light - bias) - k * thermal` at the selected pixels."""
+        x0, y0, ww, wh = self.window
+        window = np.asarray(light[y0 : y0 + wh, x0 : x0 + ww], np.float64) - self.bias
+        wl = wavelet_layer_at(window, self.ys, self.xs)
+        wd = self.wd
+
+        def noise(k: float) -> float:
+            return float(np.std(wl - k * wd))
+
+        lo, hi = 0.0, max(2.0 * k_nominal, 1.5)
+        # widen until the minimum is bracketed (a light much longer than its dark)
+        while noise(hi) < noise(hi * GOLDEN) and hi < 1e4:
+            hi *= 2.0
+        a, b = lo, hi
+        c = b - GOLDEN * (b - a)
+        e = a + GOLDEN * (b - a)
+        fc, fe = noise(c), noise(e)
+        iterations = 0
+        while (b - a) > tolerance * max(1.0, abs(c)) and iterations < 200:
+            if fc < fe:
+                b, e, fe = e, c, fc
+                c = b - GOLDEN * (b - a)
+                fc = noise(c)
+            else:
+                a, c, fc = c, e, fe
+                e = a + GOLDEN * (b - a)
+                fe = noise(e)
+            iterations += 1
+        k = 0.5 * (a + b)
+        return DarkOptimization(k, noise(k), noise(1.0), int(self.ys.size), self.window, iterations)
+
+
 def optimize_dark(
     light: np.ndarray,
     bias: np.ndarray,
@@ -67,42 +142,5 @@ def optimize_dark(
     tolerance: float = 1e-4,
 ) -> DarkOptimization:
     """Find k minimising the noise of `(light - bias) - k * thermal` (thermal = dark - bias, ADU)."""
-    x0, y0, ww, wh = central_window(light.shape, window)
-    sl = (slice(y0, y0 + wh), slice(x0, x0 + ww))
-    d = np.asarray(thermal[sl], np.float64)
-    med = float(np.median(d))
-    sigma = 1.4826 * float(np.median(np.abs(d - med)))
-    select = d > med + threshold_sigma * sigma
-    n_sel = int(select.sum())
-    if n_sel < MIN_PIXELS or not sigma > 0:
-        raise DarkOptimizationFailed(
-            f"only {n_sel} pixels of the master dark stand above its noise in the central "
-            f"{ww}x{wh} window; use a longer master dark or calibrate without --dark-optimize"
-        )
-    wl = first_wavelet_layer(np.asarray(light[sl], np.float64) - bias[sl])[select]
-    wd = first_wavelet_layer(d)[select]
-
-    def noise(k: float) -> float:
-        return float(np.std(wl - k * wd))
-
-    lo, hi = 0.0, max(2.0 * k_nominal, 1.5)
-    # widen until the minimum is bracketed (a light much longer than its dark)
-    while noise(hi) < noise(hi * GOLDEN) and hi < 1e4:
-        hi *= 2.0
-    a, b = lo, hi
-    c = b - GOLDEN * (b - a)
-    e = a + GOLDEN * (b - a)
-    fc, fe = noise(c), noise(e)
-    iterations = 0
-    while (b - a) > tolerance * max(1.0, abs(c)) and iterations < 200:
-        if fc < fe:
-            b, e, fe = e, c, fc
-            c = b - GOLDEN * (b - a)
-            fc = noise(c)
-        else:
-            a, c, fc = c, e, fe
-            e = a + GOLDEN * (b - a)
-            fe = noise(e)
-        iterations += 1
-    k = 0.5 * (a + b)
-    return DarkOptimization(k, noise(k), noise(1.0), n_sel, (x0, y0, ww, wh), iterations)
+    prepared = DarkOptimizer.prepare(bias, thermal, window=window, threshold_sigma=threshold_sigma)
+    return prepared.optimize(light, k_nominal=k_nominal, tolerance=tolerance)
