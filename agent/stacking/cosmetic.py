@@ -73,23 +73,54 @@ def _median_small(v: np.ndarray, n: int) -> float:  # pragma: no cover - compile
     return 0.5 * (v[n // 2 - 1] + v[n // 2])
 
 
+@numba.njit(inline="always", nogil=True, cache=True)
+def _cs(v: np.ndarray, i: int, j: int) -> None:  # pragma: no cover - compiled
+    a, b = v[i], v[j]
+    v[i] = min(a, b)
+    v[j] = max(a, b)
+
+
+@numba.njit(inline="always", nogil=True, cache=True)
+def _median8(v: np.ndarray) -> float:  # pragma: no cover - compiled
+    """Median of 8 values: Batcher's odd-even merge network (19 branch-free compare-swaps)."""
+    _cs(v, 0, 1); _cs(v, 2, 3); _cs(v, 4, 5); _cs(v, 6, 7)  # noqa: E702
+    _cs(v, 0, 2); _cs(v, 1, 3); _cs(v, 4, 6); _cs(v, 5, 7)  # noqa: E702
+    _cs(v, 1, 2); _cs(v, 5, 6)  # noqa: E702
+    _cs(v, 0, 4); _cs(v, 1, 5); _cs(v, 2, 6); _cs(v, 3, 7)  # noqa: E702
+    _cs(v, 2, 4); _cs(v, 3, 5)  # noqa: E702
+    _cs(v, 1, 2); _cs(v, 3, 4); _cs(v, 5, 6)  # noqa: E702
+    return 0.5 * (v[3] + v[4])
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _neighbour_median(img: np.ndarray, step: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """Median of the 8 same-colour neighbours (distance `step`) of every pixel, edges truncated."""
     rows, cols = img.shape
     for r in numba.prange(rows):
         buf = np.empty(8, np.float64)
+        interior_row = step <= r < rows - step
         for c in range(cols):
+            if interior_row and step <= c < cols - step:
+                up, mid, down = r - step, r, r + step
+                left, right = c - step, c + step
+                buf[0] = img[up, left]
+                buf[1] = img[up, c]
+                buf[2] = img[up, right]
+                buf[3] = img[mid, left]
+                buf[4] = img[mid, right]
+                buf[5] = img[down, left]
+                buf[6] = img[down, c]
+                buf[7] = img[down, right]
+                out[r, c] = _median8(buf)
+                continue
             n = 0
-            for dr in (-step, 0, step):
-                rr = r + dr
+            for dr in range(-1, 2):
+                rr = r + dr * step
                 if rr < 0 or rr >= rows:
                     continue
-                for dc in (-step, 0, step):
-                    if dr == 0 and dc == 0:
-                        continue
-                    cc = c + dc
-                    if cc < 0 or cc >= cols:
+                for dc in range(-1, 2):
+                    cc = c + dc * step
+                    if (dr == 0 and dc == 0) or cc < 0 or cc >= cols:
                         continue
                     buf[n] = img[rr, cc]
                     n += 1
