@@ -51,7 +51,7 @@ def model(request: pytest.FixtureRequest) -> SimModel:
 
 
 @pytest.mark.parametrize("curve", list(CURVES))
-@pytest.mark.parametrize("filter_name", ["L", "R", "Ha"])
+@pytest.mark.parametrize("filter_name", ["L", "R", "G", "B", "Ha", "OIII", "SII"])
 def test_untrained_search_converges_within_8_test_frames(model: SimModel, curve: str, filter_name: str) -> None:
     target = FlatTarget()
     take = panel_camera(model, CURVES[curve], filter_name)

@@ -177,7 +177,9 @@ class PanelSearch:
         brightness_step: float = 1.0,
         max_test_frames: int = 16,
         search_share: float = 0.5,
+        trim_after: int = 6,
     ) -> None:
+        self.trim_after = trim_after
         self.target = target
         self.limits = limits or ExposureLimits()
         self.pedestal = pedestal
@@ -261,23 +263,33 @@ class PanelSearch:
                     if below is not None:
                         below.kept += 1
             nb = self._next_brightness(b, level, ratio, below, above)
-            if nb is not None and nb != b and not any(f.brightness == nb and f.exposure == t for f in frames):
+            stuck = nb is None or nb == b or any(f.brightness == nb and f.exposure == t for f in frames)
+            # Brightness cannot help (range end, one-step bracket), or the frame budget runs low on a steep
+            # panel: finish on the exposure, which is exactly linear, from the best lit frame.
+            if stuck or len(frames) >= self.trim_after:
+                trimmed_result = self._trim(frames, t, in_range=not stuck or self.range[0] < b < self.range[1])
+                if trimmed_result is not None:
+                    return trimmed_result
+            if not stuck:
+                assert nb is not None
                 b = nb
                 continue
-            # Brightness cannot help: at an end of the range, or the bracket is one step wide.
-            usable = [
-                f for f in frames if f.exposure == t and not f.saturated and self._ratio(f.level) is not None
-            ]
-            if usable and self.range[0] < b < self.range[1]:
-                best = min(usable, key=lambda f: abs(f.level - self.target.level))
-                r = self._ratio(best.level)
-                assert r is not None and best.brightness is not None
-                trimmed = t * r
-                if lim.preferred_min <= trimmed <= lim.preferred_max:
-                    note = f"brightness steps too coarse; exposure trimmed from {t:g} s to {trimmed:.3g} s"
-                    predicted = self.pedestal + self._signal(best.level) * r
-                    return SearchResult(PanelSettings(best.brightness, trimmed, predicted), frames, note)
             t = self._next_exposure_or_best(frames, t, level, ratio)
+
+    def _trim(self, frames: list[TestFrame], t: float, in_range: bool) -> SearchResult | None:
+        lim = self.limits
+        usable = [f for f in frames if f.exposure == t and not f.saturated and self._ratio(f.level) is not None]
+        if not usable or not in_range:
+            return None
+        best = min(usable, key=lambda f: abs(f.level - self.target.level))
+        r = self._ratio(best.level)
+        assert r is not None and best.brightness is not None
+        trimmed = t * r
+        if not (lim.preferred_min <= trimmed <= lim.preferred_max and 0.25 <= r <= 4.0):
+            return None
+        note = f"brightness too coarse or steep; exposure trimmed from {t:g} s to {trimmed:.3g} s"
+        predicted = self.pedestal + self._signal(best.level) * r
+        return SearchResult(PanelSettings(best.brightness, trimmed, predicted), frames, note)
 
     def _next_exposure_or_best(self, frames: list[TestFrame], t: float, level: float, ratio: float | None) -> float:
         """The next exposure; when the light cannot change any more, a frame within full tolerance still counts."""
@@ -309,9 +321,11 @@ class PanelSearch:
                     f_hi /= 2 ** (above.kept - 1)
                 nb = below.brightness + (-f_lo) * (above.brightness - below.brightness) / (f_hi - f_lo)
             else:
+                # geometric steps across a saturated end with a lit one; halving across a dark (dead-zone) end
+                lit_below = self._ratio(below.level) is not None
                 nb = (
                     math.sqrt(below.brightness * above.brightness)
-                    if above.saturated
+                    if above.saturated and lit_below
                     else (below.brightness + above.brightness) / 2
                 )
             nb = self._round(nb)

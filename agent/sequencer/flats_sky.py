@@ -266,6 +266,7 @@ class SkyFlatRun:
         self._last_end: dt.datetime | None = None
         self._overheads: list[float] = []
         self._dark: dict[str, tuple[float, float]] = {}
+        self._sky_samples: list[tuple[str, float, float]] = []  # (filter, Sun altitude, clear-sky rate)
 
     @property
     def signal(self) -> float:
@@ -421,12 +422,10 @@ class SkyFlatRun:
         return float(np.median(self._overheads[-10:])) if self._overheads else (self.model.overhead or self.overhead_guess)
 
     def _take(self, f: str, e: float, rate: float | None, source: str, probes: dict[str, float]) -> SkyFrameRecord:
-        before = self.clock.now()
         shot = self.camera.expose(f, e)
         if self._last_end is not None:
             self._overheads.append(max(0.0, (shot.start - self._last_end).total_seconds()))
         self._last_end = shot.start + dt.timedelta(seconds=shot.exposure)
-        del before
         level = frame_level(shot.data)
         mid = shot.start + dt.timedelta(seconds=shot.exposure / 2)
         alt = self.sun(mid)
@@ -452,12 +451,6 @@ class SkyFlatRun:
         else:
             log.info("sky flat %s %.2f s rejected: %s", f, e, reason)
         return record
-
-    @property
-    def _sky_samples(self) -> list[tuple[str, float, float]]:
-        if not hasattr(self, "_samples"):
-            self._samples: list[tuple[str, float, float]] = []
-        return self._samples
 
     def _learn(self, report: SkyRunReport) -> None:
         """Add tonight's clear-sky rates and overheads to the model (the caller saves it)."""
