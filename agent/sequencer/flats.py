@@ -232,7 +232,6 @@ class PanelSearch:
     def _loop(
         self, take: Callable[[float | None, float], float], frames: list[TestFrame], t: float, b: float | None
     ) -> SearchResult:
-        lim = self.limits
         below: _Side | None = None
         above: _Side | None = None
         note = ""
