@@ -190,3 +190,32 @@ def test_calibrate_command_without_masters_exits_2(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "agent.cli", "calibrate", "x.fits", "-o", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--dark" in proc.stderr
+
+
+def _stack_uses_recipes() -> bool:
+    import inspect
+
+    from agent.commands import stack
+
+    return "build_master" in inspect.getsource(stack)
+
+
+@pytest.mark.skipif(not _stack_uses_recipes(), reason="obsagent stack does not call build_master yet")
+def test_stack_command_builds_calibrated_flat(tmp_path: Path) -> None:
+    m = SimModel("small", seed=12, width=128, height=96)
+    bias = write_frames(tmp_path, "bias", render(m, "bias", 5), sim_header(m, "bias", 0.0))
+    flats = write_frames(tmp_path, "flat", render(m, "flat", 5, 1.0, panel_brightness=100, cap_closed=True),
+                         sim_header(m, "flat", 1.0))
+
+    def stack(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agent.cli", "stack", *argv], capture_output=True, text=True,
+                              timeout=120)
+
+    assert stack(*map(str, bias), "-o", str(tmp_path / "mb.fits")).returncode == 0
+    refused = stack(*map(str, flats), "-o", str(tmp_path / "mf.fits"))
+    assert refused.returncode == 2 and "--darkflat" in refused.stderr
+    done = stack(*map(str, flats), "-o", str(tmp_path / "mf.fits"), "--bias", str(tmp_path / "mb.fits"))
+    assert done.returncode == 0, done.stderr
+    master = load_master(tmp_path / "mf.fits", "flat")
+    assert master.header["FLATCAL"] == "bias" and master.header["IMAGETYP"] == "Master Flat"
+    assert master.defects is not None
