@@ -34,15 +34,16 @@ def test_example_night_loads_with_its_values() -> None:
     assert seq.indi.host == "localhost" and seq.indi.port == 7624
     assert seq.camera.sensor == "cmos" and seq.camera.set_point == -10 and seq.camera.gain == 120
     assert seq.filters[0] == "L" and seq.filter_slot("Ha") == 5
-    m81, bat = seq.targets
-    assert m81.catalogue_name == "M81" and m81.ra_deg == pytest.approx(148.89, abs=0.01)
-    assert bat.catalogue_name is None
-    assert bat.ra_deg == pytest.approx((21 + 11 / 60 + 48 / 3600) * 15) and bat.dec_deg == pytest.approx(
-        59 + 59 / 60
+    m31, m33, orion = seq.targets
+    assert m31.catalogue_name == "M31" and m31.ra_deg == pytest.approx(10.68, abs=0.01)
+    assert m33.catalogue_name == "M33"
+    assert orion.catalogue_name is None
+    assert orion.ra_deg == pytest.approx((5 + 35 / 60 + 17 / 3600) * 15) and orion.dec_deg == pytest.approx(
+        -(5 + 23 / 60 + 28 / 3600)
     )
-    assert bat.window is not None and (bat.window.start, bat.window.end) == ("20:00", "03:00")
+    assert orion.window is not None and (orion.window.start, orion.window.end) == ("21:00", "04:00")
     assert seq.calibration.flats.sky_at_dusk and seq.calibration.flats.sky_at_dawn
-    assert seq.sync is not None and seq.sync.token_env == "OBSAGENT_SYNC_TOKEN"
+    assert seq.sync is None
 
 
 def test_defaults_are_the_documented_ones() -> None:

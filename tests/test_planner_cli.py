@@ -17,7 +17,7 @@ BAD = str(ROOT / "tests" / "bad_sequences" / "filter_not_in_wheel.yaml")
 def test_validate_good_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", EXAMPLE]) == 0
     out = capsys.readouterr().out
-    assert "valid" in out and "M81 (catalogue M81)" in out
+    assert "valid" in out and "M31 (catalogue M31)" in out
 
 
 def test_validate_bad_file_exits_2_with_file_and_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,7 +38,7 @@ def test_plan_json_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
     data = json.loads(capsys.readouterr().out)
     assert data["date"] == "2026-12-21" and data["timezone"] == "Europe/Berlin"
     assert data["events"]["sunset"]["time"]["local"].startswith("2026-12-21T15:5")
-    assert data["blocks"][0]["target"] == "M81" and data["gaps"]
+    assert data["blocks"][0]["target"] == "M31" and data["gaps"]
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
 
 

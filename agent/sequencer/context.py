@@ -44,6 +44,7 @@ class NightContext:
     set_point: float | None = None
     calibrator: Any = None  # LightCalibrator: calibrates lights off the capture thread
     builder: Any = None  # MasterBuilder: stacks masters in a worker process
+    sync: Any = None  # SyncWorker: uploads new masters in the background
     status: dict[str, Any] = field(default_factory=dict)
 
     @property

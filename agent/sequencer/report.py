@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,20 @@ def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
                 (f"{night_dir}/%",),
             )
         }
-        started = dt.datetime.fromisoformat(progress.started).timestamp() if progress and progress.started else 0
-        masters = [m.as_dict() for m in lib.masters() if m.created_at >= started - 86400 * 0]
+        tonight = {
+            int(r[0])
+            for r in lib.conn.execute(
+                "SELECT DISTINCT s.master_id FROM master_sources s JOIN frames f ON f.id = s.frame_id "
+                "WHERE f.path LIKE ?",
+                (f"{night_dir}/%",),
+            )
+        }
+        masters = []
+        for m in lib.masters():
+            if m.id in tonight:
+                entry = m.as_dict()
+                entry["describe"] = m.key.describe()
+                masters.append(entry)
         from agent.library.keys import LibraryPolicy
 
         remaining = [n.as_dict() for n in needs(lib, LibraryPolicy()) if n.kind in ("missing", "expired", "waiting")]

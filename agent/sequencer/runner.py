@@ -206,6 +206,8 @@ class NightRunner:
                 ctx.calibrator.close()
             if ctx.builder is not None:
                 ctx.builder.close()
+            if ctx.sync is not None:
+                ctx.sync.stop()
             ctx.rig.client.disconnect()
         self.result = RunResult(ctx.night, model.state, aborted=reason is not None, reason=reason)
         return self.result

@@ -135,6 +135,21 @@ def dark_jobs(ctx: NightContext, kinds: tuple[FrameType, ...] = DARK_KINDS) -> l
         ident = (kind.value, exposure)
         if ident not in jobs:
             jobs[ident] = CaptureJob(kind.value, exposure, count, need.reason)
+    bias_count = ctx.seq.calibration.bias.count
+    if FrameType.BIAS in kinds and bias_count > 0 and ("bias", 0.0) not in jobs and ctx.plan.blocks:
+        # The sequence asks for a bias library even where the lights' recipe does not use one (CMOS):
+        # flats fall back to it, and it tracks the sensor's offset over time.
+        from agent.library.match import choose_master
+
+        block = ctx.plan.blocks[0]
+        wanted = light_key(ctx, block.filter, block.exposure).for_type(FrameType.BIAS)
+        choice = choose_master(ctx.library, wanted, policy, now=ctx.now().timestamp())
+        if choice.master is None or choice.master.expires_at <= ctx.now().timestamp():
+            group = [g for g in ctx.library.groups(policy, FrameType.BIAS) if g.key.exact() == wanted.exact()]
+            have = max((g.count for g in group), default=0)
+            count = max(bias_count, policy.min_for(FrameType.BIAS)) - have
+            if count > 0:
+                jobs[("bias", 0.0)] = CaptureJob("bias", 0.0, count, "no current master bias")
     if ctx.seq.camera.sensor == "ccd":
         longest = max((b.exposure for b in ctx.plan.blocks), default=None)
         if longest is not None and any(
@@ -236,6 +251,7 @@ class MasterBuilder:
         from agent.library.builder import BuildRunner
 
         self.runner = BuildRunner(ctx.library, library_policy(ctx.seq))
+        self.sync: Any = None
 
     def poll(self) -> None:
         self.runner.maybe_sweep()
@@ -247,6 +263,8 @@ class MasterBuilder:
 
         schedule(self.runner.lib, self.runner.policy)
         self.runner.wait()
+        if self.sync is not None:
+            self.sync.wake()
 
     def close(self) -> None:
         self.runner.stop()
@@ -255,3 +273,12 @@ class MasterBuilder:
 def attach_services(ctx: NightContext) -> None:
     ctx.builder = MasterBuilder(ctx)
     ctx.calibrator = LightCalibrator(ctx)
+    if ctx.seq.sync is not None:
+        from agent.sync.worker import SyncWorker
+
+        try:
+            ctx.sync = SyncWorker(ctx.data_dir, ctx.seq.sync.url)
+            ctx.sync.start()
+            ctx.builder.sync = ctx.sync
+        except Exception as exc:  # a bad sync target must not stop the night; it is reported
+            ctx.note("warning", f"sync to {ctx.seq.sync.url} not started: {exc}")
