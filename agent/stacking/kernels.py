@@ -320,6 +320,8 @@ def _solve_block(
                         # WINSORIZED, Siril's definition.  w is clamped in place there, so the
                         # effective clamp is [m - 1.5 s_min, m + 1.5 s_min] over the passes so far.
                         s = _sd(p1[hi] - p1[lo], p2[hi] - p2[lo], nn)
+                        inv_n = 1.0 / nn
+                        inv_n1 = 1.0 / (nn - 1)
                         a_eff = -np.inf
                         b_eff = np.inf
                         na = 0
@@ -336,7 +338,8 @@ def _solve_block(
                             s1 = na * a + nb * b + (p1[hi - nb] - p1[lo + na])
                             s2 = na * a * a + nb * b * b + (p2[hi - nb] - p2[lo + na])
                             s0 = s
-                            s = WINSOR_CORRECTION * _sd(s1, s2, nn)
+                            var = (s2 - s1 * s1 * inv_n) * inv_n1
+                            s = WINSOR_CORRECTION * math.sqrt(var) if var > 0.0 else 0.0
                             if abs(s - s0) <= WINSOR_TOLERANCE * s0:
                                 break
                     low_bound = med - kl * s
