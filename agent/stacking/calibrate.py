@@ -335,7 +335,9 @@ def _build_flat(
     return _finish(master, defects, issues, "flat")
 
 
-def _finish(master: Master, defects: np.ndarray | None, issues: list[QualityIssue], kind: str) -> CalibrationMaster:
+def _finish(
+    master: Master, defects: np.ndarray | None, issues: list[QualityIssue], kind: str
+) -> CalibrationMaster:
     master.header["IMAGETYP"] = (MASTER_TYPES[kind], "master frame type")
     for issue in issues:
         log.warning("%s", issue)
@@ -634,7 +636,12 @@ def calibrate(light: Any, masters: MasterSet, options: CalibrationOptions | None
         out,
     )
     corrected = 0
-    if options.cosmetic and plan.defects is not None and plan.defect_ys is not None and plan.defect_xs is not None:
+    if (
+        options.cosmetic
+        and plan.defects is not None
+        and plan.defect_ys is not None
+        and plan.defect_xs is not None
+    ):
         # defect pixels are replaced from (clipped, in-range) neighbours: they do not count as clipped
         at = out[plan.defect_ys, plan.defect_xs]
         low -= int(np.count_nonzero(at <= 0.0))
@@ -646,7 +653,7 @@ def calibrate(light: Any, masters: MasterSet, options: CalibrationOptions | None
         warnings += quality.check_residual_vignetting(out, plan.flat_blocks)
 
     hdr = _light_header(
-        header, masters, options, formula, k, opt, plan.s0, clipped, corrected, warnings, light_full
+        header, masters, options, formula, k, opt, plan.s0, clipped, (int(low), int(high)), corrected, warnings, light_full
     )
     for w in warnings:
         log.warning("%s: %s", path or "light", w)
@@ -776,6 +783,7 @@ def _light_header(
     opt: DarkOptimization | None,
     s0: dict[str, float],
     clipped: float,
+    clipped_counts: tuple[int, int],
     corrected: int,
     warnings: list[QualityIssue],
     full: int,
@@ -794,6 +802,8 @@ def _light_header(
     for colour, value in s0.items():
         hdr["FLATS0" if colour == "all" else f"FLATS0{colour}"] = (value, "flat scale s0 = mean(master flat)")
     hdr["CLIPFRAC"] = (clipped, "fraction of pixels clipped at the end")
+    hdr["CLIPLO"] = (clipped_counts[0], "pixels clipped at 0")
+    hdr["CLIPHI"] = (clipped_counts[1], "pixels clipped at full scale")
     hdr["DATAMAX"] = (full, "full scale of the data range (ADU)")
     hdr.add_history(f"obsagent {__version__} calibration: {formula}")
     for m in (masters.bias, masters.dark, masters.flat):
