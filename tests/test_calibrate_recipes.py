@@ -219,3 +219,16 @@ def test_stack_command_builds_calibrated_flat(tmp_path: Path) -> None:
     master = load_master(tmp_path / "mf.fits", "flat")
     assert master.header["FLATCAL"] == "bias" and master.header["IMAGETYP"] == "Master Flat"
     assert master.defects is not None
+
+
+def test_master_dark_from_light_leaking_darks_carries_a_warning(tmp_path: Path) -> None:
+    m = SimModel("small", seed=13, width=128, height=96)
+    hdr = sim_header(m, "dark", 10.0)
+    leaking = [m.render("dark", exposure=10.0, cap_closed=True, light_leak=1e-4, sun_altitude=a)
+               for a in np.linspace(-4.0, -9.0, 6)]
+    paths = write_frames(tmp_path, "leak", leaking, hdr)
+    master = build_master("dark", paths)
+    assert any(i.check == "light-leak" for i in master.issues)
+    assert any("light-leak" in str(v) for v in master.header["HISTORY"])
+    tight = [m.render("dark", exposure=10.0, cap_closed=True, sun_altitude=a) for a in np.linspace(-4.0, -9.0, 6)]
+    assert not any(i.check == "light-leak" for i in build_master("dark", tight, header=hdr).issues)

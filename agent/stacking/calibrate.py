@@ -192,6 +192,7 @@ def build_master(
         master = combine(list(sources), frame_type=kind, header=_merge(extra, user_header), **combine_kwargs)
         data = master.data
         defects = None
+        issues += quality.check_light_leak([_series_sample(src) for src in sources])
         if kind in ("dark", "darkflat"):
             quality.check_dark_pedestal(data, what=f"master {kind}")
             defects, stats = cosmetic.find_defects(data, None, cosmetic.cfa_pattern(master.header))
@@ -372,6 +373,21 @@ def channel_means(data: np.ndarray, cfa: str) -> dict[str, float]:
     }
 
 
+def _series_sample(item: Source, rows: int = 64) -> quality.SeriesFrame:
+    """Level and noise of one frame of a dark/bias series from a few evenly spaced rows."""
+    if isinstance(item, np.ndarray):
+        return quality.series_frame(item)
+    fs = source_of(item)
+    h, w = fs.shape
+    picks = np.unique(np.linspace(0, h - 1, min(rows, h)).astype(int))
+    sample = np.empty((picks.size, w), np.float64)
+    raw = np.empty((1, w), fs.stored_dtype)
+    for j, r in enumerate(picks):
+        fs.read_rows(int(r), int(r) + 1, raw)
+        sample[j] = raw[0].astype(np.float64) * fs.bscale + fs.bzero  # stored dtype is big-endian: decoded here
+    return quality.series_frame(sample, fs.header)
+
+
 def _read_source(item: Source) -> tuple[np.ndarray, fits.Header]:
     if isinstance(item, np.ndarray):
         return item, fits.Header()
@@ -435,7 +451,7 @@ class MasterSet:
     bias: Any = None
     dark: Any = None
     flat: Any = None
-    _prepared: dict[tuple[object, ...], _Plan] = field(default_factory=dict, repr=False)
+    _prepared: dict[tuple[object, ...], _Plan] = field(default_factory=dict, repr=False, init=False)
 
     def __post_init__(self) -> None:
         self.bias = as_master(self.bias, "bias")
