@@ -64,39 +64,51 @@ class SimClock:
         assert isinstance(client, IndiClient)
         self.client = client
         self.device = device
-        self._anchor: tuple[int, dt.datetime, float, float] | None = None  # version, sim, wall, factor
+        self._anchor: tuple[int, dt.datetime, float, float, dt.datetime | None, float] | None = None
 
-    def _read(self) -> tuple[dt.datetime, float, float]:
+    def _read(self) -> tuple[dt.datetime, float, float, dt.datetime | None, float]:
+        """(sim time at the anchor, wall monotonic at the anchor, factor, fast-forward end, base factor)."""
         try:
             snap = self.client.get(self.device, self.PROPERTY)
         except IndiError:
             if self._anchor is None:
                 snap = self.client.wait_property(self.device, self.PROPERTY, timeout=10.0)
             else:
-                _, sim, wall, factor = self._anchor
-                return sim, wall, factor
+                return self._anchor[1:]
         if self._anchor is None or snap.version != self._anchor[0]:
             sim = parse_utc(str(snap.values["UTC"]))
             factor = float(snap.values.get("TIME_FACTOR", 1.0))
-            self._anchor = (snap.version, sim, time.monotonic(), factor)
-        _, sim, wall, factor = self._anchor
-        return sim, wall, factor
+            base = float(snap.values.get("BASE_FACTOR") or factor)
+            until_text = str(snap.values.get("FAST_UNTIL") or "")
+            until = parse_utc(until_text) if until_text else None
+            self._anchor = (snap.version, sim, time.monotonic(), factor, until, base)
+        return self._anchor[1:]
 
     @property
     def time_factor(self) -> float:
-        return self._read()[2]
+        sim, wall, factor, until, base = self._read()
+        if until is not None and self.now() >= until:
+            return base
+        return factor
 
     def now(self) -> dt.datetime:
-        sim, wall, factor = self._read()
-        return sim + dt.timedelta(seconds=(time.monotonic() - wall) * factor)
+        """The simulator's time, extrapolated the way the simulator itself runs (fast-forward included)."""
+        sim, wall, factor, until, base = self._read()
+        elapsed = time.monotonic() - wall
+        t = sim + dt.timedelta(seconds=elapsed * factor)
+        if until is not None and t > until:
+            reached = (until - sim).total_seconds() / factor
+            t = until + dt.timedelta(seconds=(elapsed - reached) * base)
+        return t
 
     def set_factor(self, factor: float) -> None:
-        """Ask the simulator to run at another speed (fast-forwarding idle time)."""
+        """Ask the simulator to run at another speed."""
         self.client.set_number(self.device, "SIM_TIME_FACTOR", {"TIME_FACTOR": factor})
-        self.client.wait_for(
-            self.device, self.PROPERTY, lambda s: abs(float(s.values.get("TIME_FACTOR", 0)) - factor) < 1e-6,
-            10.0, "the simulator clock to change speed",
-        )
+
+    def fast_forward(self, until: dt.datetime | None, factor: float) -> None:
+        """Run the simulator fast until `until`; it falls back by itself, even if we die meanwhile."""
+        unix = until.timestamp() if until is not None else 0.0
+        self.client.set_number(self.device, "SIM_FAST_FORWARD", {"UNTIL": unix, "FACTOR": factor})
 
     def sleep(self, seconds: float, abort: threading.Event | None = None) -> bool:
         """Sleep in simulated seconds: wall time is seconds / factor, re-read as the factor may change."""

@@ -250,7 +250,7 @@ class SunBand(_Strict):
 class FlatPolicy(_Strict):
     source: Literal["panel", "sky-dusk", "sky-dawn", "sky-both"] = "panel"
     adu_target: float = Field(default=0.45, gt=0, lt=1, description="fraction of full scale")
-    adu_tolerance: float = Field(default=0.10, gt=0, lt=1, description="fraction of full scale, +/-")
+    adu_tolerance: float = Field(default=0.05, gt=0, lt=1, description="fraction of full scale, +/-")
     sun_band: SunBand = SunBand()
     exposure_min: float = Field(
         default=0.1, gt=0, description="seconds; shorter flats show shutter/readout patterns"

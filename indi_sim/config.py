@@ -116,9 +116,32 @@ class SimClock:
         self.factor = float(factor)
         self._start = start or datetime.now(UTC)
         self._mono0 = time.monotonic()
+        self.fast_until: datetime | None = None  # running fast until then, then back to base_factor
+        self.base_factor = self.factor
 
     def now(self) -> datetime:
-        return self._start + timedelta(seconds=(time.monotonic() - self._mono0) * self.factor)
+        t = self._start + timedelta(seconds=(time.monotonic() - self._mono0) * self.factor)
+        if self.fast_until is not None and t >= self.fast_until:
+            # the fast-forward ended at fast_until: continue from there at the base speed
+            reached = self._mono0 + (self.fast_until - self._start).total_seconds() / self.factor
+            self._start, self._mono0, self.factor = self.fast_until, reached, self.base_factor
+            self.fast_until = None
+            t = self._start + timedelta(seconds=(time.monotonic() - self._mono0) * self.factor)
+        return t
+
+    def fast_forward(self, until: datetime | None, factor: float) -> None:
+        """Run at `factor` until the simulated instant `until`, then fall back by itself.
+
+        A client that dies while fast-forwarding cannot leave the simulator racing through the night.
+        `until=None` ends a fast-forward now.
+        """
+        now = self.now()
+        if until is None or until <= now:
+            self._start, self._mono0, self.factor = now, time.monotonic(), self.base_factor
+            self.fast_until = None
+            return
+        self._start, self._mono0, self.factor = now, time.monotonic(), float(factor)
+        self.fast_until = until
 
     def wall_seconds(self, sim_seconds: float) -> float:
         return sim_seconds / self.factor
@@ -127,3 +150,5 @@ class SimClock:
         """Change speed without a jump in simulated time."""
         now = self.now()
         self._start, self._mono0, self.factor = now, time.monotonic(), float(factor)
+        self.base_factor = self.factor
+        self.fast_until = None

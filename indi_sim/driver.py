@@ -17,7 +17,7 @@ import os
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from indipydriver import (
@@ -297,9 +297,14 @@ class SimDriver(IPyDriver):
             _driver_info("obsagent simulated clock", 0),
             TextVector("SIM_CLOCK", "Simulated time", "Main Control", "ro", "Ok", [
                 TextMember("UTC", "UTC", _iso(world.clock.now())),
-                TextMember("TIME_FACTOR", "Time factor", f"{world.clock.factor:g}")]),
+                TextMember("TIME_FACTOR", "Time factor", f"{world.clock.factor:g}"),
+                TextMember("BASE_FACTOR", "Base time factor", f"{world.clock.base_factor:g}"),
+                TextMember("FAST_UNTIL", "Fast until", "")]),
             NumberVector("SIM_TIME_FACTOR", "Time factor", "Main Control", "rw", "Ok", [
                 _number("TIME_FACTOR", "Sim s per wall s", "%g", 0.001, 100000, 0, world.clock.factor)]),
+            NumberVector("SIM_FAST_FORWARD", "Fast forward", "Main Control", "rw", "Ok", [
+                _number("UNTIL", "Until (unix s, 0 = stop)", "%.0f", 0, 1e11, 0, 0),
+                _number("FACTOR", "Sim s per wall s", "%g", 1, 1000000, 0, world.clock.factor)]),
             NumberVector("SIM_SUN", "Sun", "Main Control", "ro", "Ok", [
                 _number("SUN_ALT", "Altitude (deg)", "%.3f", -90, 90, 0, round(sun_alt, 3)),
                 _number("SUN_AZ", "Azimuth (deg)", "%.3f", 0, 360, 0, round(sun_az, 3))]),
@@ -416,6 +421,17 @@ class SimDriver(IPyDriver):
                 return
             w.clock.set_factor(factor)
             vector["TIME_FACTOR"] = factor  # type: ignore[index]
+            await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
+            await self.publish_clock()
+        elif name == "SIM_FAST_FORWARD":
+            until_unix = _f(values.get("UNTIL", "0"))
+            factor = _f(values.get("FACTOR", str(w.clock.base_factor)))
+            if factor <= 0:
+                await self.refuse(vector, "fast-forward factor must be > 0")
+                return
+            until = datetime.fromtimestamp(until_unix, UTC) if until_unix > 0 else None
+            w.clock.fast_forward(until, factor)
+            vector["UNTIL"], vector["FACTOR"] = until_unix, factor  # type: ignore[index]
             await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
             await self.publish_clock()
         elif name == "SIM_SKY":
@@ -759,6 +775,8 @@ class SimDriver(IPyDriver):
         clock = dev["SIM_CLOCK"]
         clock["UTC"] = _iso(w.clock.now())
         clock["TIME_FACTOR"] = f"{w.clock.factor:g}"
+        clock["BASE_FACTOR"] = f"{w.clock.base_factor:g}"
+        clock["FAST_UNTIL"] = _iso(w.clock.fast_until) if w.clock.fast_until else ""
         await clock.send_setVector(state="Ok")
         sun_alt, sun_az = w.sun()
         sun = dev["SIM_SUN"]

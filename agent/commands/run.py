@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-factor", type=float, default=120.0, help="with --sim: simulated s per wall s")
     p.add_argument("--sim-start", metavar="ISO", help="with --sim: UTC start (default: before the dusk flats)")
     p.add_argument("--preset", default="small", help="with --sim: sensor preset")
+    p.add_argument("--fast-forward", type=float, metavar="F",
+                   help="with a simulator clock: run at this many simulated s per wall s while nothing is due")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     p.set_defaults(handler=run)
 
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     server = None
     home = None
     indi = args.indi
-    fast_forward = None
+    fast_forward = args.fast_forward
     if args.sim:
         from indi_sim.config import SimConfig
         from indi_sim.launch import SimServer
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             "mount": cfg.mount_name,
         })
         seq = seq.model_copy(update={"indi": seq.indi.model_copy(update={"devices": devices, "address": indi})})
-        fast_forward = SIM_FAST_FORWARD
+        fast_forward = fast_forward or SIM_FAST_FORWARD
         print(f"simulated observatory on {indi}, clock from {cfg.start} UTC at ×{args.time_factor:g}")
     status_line = _StatusLine(enabled=not args.quiet and sys.stdout.isatty())
     runner = NightRunner(seq, root, indi=indi, night=night, on_status=status_line.update)

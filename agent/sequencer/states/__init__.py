@@ -1,14 +1,6 @@
 """One module per state's activity. Each `run(ctx)` does the work and returns the event to fire."""
 
-from agent.sequencer.states import (
-    calibration,
-    cooldown,
-    flats,
-    imaging,
-    shutdown,
-    startup,
-    waiting,
-)
+from . import calibration, cooldown, flats, imaging, shutdown, startup, waiting
 
 ACTIVITIES = {
     "startup": startup.run,

@@ -27,9 +27,8 @@ def run_panel(ctx: NightContext) -> str:
         ctx.note("info", "no flats needed tonight")
         return "dispatch"
     policy = ctx.seq.calibration.flats
-    cam = ctx.rig.camera
-    full_scale = 2 ** cam.info().bit_depth - 1
-    target = FlatTarget(fraction=policy.adu_target, tolerance=policy.adu_tolerance, full_scale=full_scale)
+    # Drivers scale 12/14-bit data to 16 bits, so the level is a fraction of the 16-bit range.
+    target = FlatTarget(fraction=policy.adu_target, tolerance=policy.adu_tolerance)
     report = run_panel_flats(
         ctx.rig, wanted, target, TrainedPanelTable.in_data_dir(ctx.data_dir), _sink(ctx),
         limits=ExposureLimits(allowed_min=policy.exposure_min, allowed_max=policy.exposure_max,
