@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -62,7 +63,7 @@ class CalibrationSet:
     light_exposure: float
     flat_exposure: float
     n: int
-    flat_kw: dict[str, object]
+    flat_kw: dict[str, Any]
     sun_altitude: float
 
 
@@ -71,7 +72,7 @@ def cmos_set(preset: str, n: int = 16, seed: int = 5) -> CalibrationSet:
     """CMOS masters matched to 60 s lights of a uniform twilight sky; flats of ~45 % full scale."""
     m = SimModel(preset, seed=seed, width=WIDTH, height=HEIGHT, optics=UNIFORM_SKY)
     exp, fexp = 60.0, 1.0
-    flat_kw: dict[str, object] = {"panel_brightness": 100, "cap_closed": True}
+    flat_kw: dict[str, Any] = {"panel_brightness": 100, "cap_closed": True}
     if preset == "imx571":
         fexp = 2.0
     bias = build_master("bias", render(m, "bias", n), header=sim_header(m, "bias", 0.0))
@@ -88,7 +89,7 @@ def ccd_set(n: int = 16, seed: int = 7) -> CalibrationSet:
     """CCD masters: bias, a 600 s dark for scaling, flats calibrated with the bias."""
     m = SimModel("ccd", seed=seed, width=WIDTH, height=HEIGHT, optics=UNIFORM_SKY)
     dexp, fexp = 600.0, 2.0
-    flat_kw: dict[str, object] = {"panel_brightness": 90, "cap_closed": True}
+    flat_kw: dict[str, Any] = {"panel_brightness": 90, "cap_closed": True}
     bias = build_master("bias", render(m, "bias", n), header=sim_header(m, "bias", 0.0))
     dark = build_master("dark", render(m, "dark", n, dexp), header=sim_header(m, "dark", dexp))
     flats = render(m, "flat", n, fexp, **flat_kw)
@@ -112,6 +113,6 @@ def expected_calibrated(cs: CalibrationSet, exposure: float | None = None) -> np
     m = cs.model
     exp = cs.light_exposure if exposure is None else exposure
     sky = m.expected_adu("light", exposure=exp, sun_altitude=cs.sun_altitude) - m.expected_adu("dark", exposure=exp, cap_closed=True)
-    flat_kw = {k: v for k, v in cs.flat_kw.items()}
+    flat_kw = dict(cs.flat_kw)
     f = m.expected_adu("flat", exposure=cs.flat_exposure, **flat_kw) - m.expected_adu("dark", exposure=cs.flat_exposure, cap_closed=True)
     return (sky * (float(f.mean(dtype=np.float64)) / f)).astype(np.float64)

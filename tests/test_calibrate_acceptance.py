@@ -9,14 +9,22 @@ import pytest
 
 from agent.stacking.calibrate import CalibrationOptions, MasterSet, build_master, calibrate
 from agent.stacking.cosmetic import cfa_channels
-from tests.calibrate_fixtures import ccd_set, cmos_set, expected_calibrated, light, render, sim_header
+from tests.calibrate_fixtures import (
+    CalibrationSet,
+    ccd_set,
+    cmos_set,
+    expected_calibrated,
+    light,
+    render,
+    sim_header,
+)
 
 
-def _good(cs: object, *maps: np.ndarray | None) -> np.ndarray:
-    mask = np.ones((cs.model.spec.height, cs.model.spec.width), bool)  # type: ignore[attr-defined]
+def _good(cs: CalibrationSet, *maps: np.ndarray | None) -> np.ndarray:
+    mask = np.ones((cs.model.spec.height, cs.model.spec.width), dtype=np.bool_)
     for d in maps:
         if d is not None:
-            mask &= d == 0
+            mask = mask & (d == 0)
     return mask
 
 
@@ -44,19 +52,19 @@ def test_cmos_uniform_sky_is_flat_and_unclipped(preset: str) -> None:
     assert worst < 0.003, f"large-scale rms {100 * worst:.3f} % after removing the known sky"
 
 
-def _master_variance(cs: object) -> np.ndarray:
+def _master_variance(cs: CalibrationSet) -> np.ndarray:
     """Per-pixel variance a calibrated noise-free light inherits from the masters (ADU^2)."""
-    m = cs.model  # type: ignore[attr-defined]
+    m = cs.model
     t = m.truth()
     g = t.gain_e_per_adu(m.spec.gain_default)
     rn2 = t.read_noise_adu(m.spec.gain_default) ** 2
     q2 = m.spec.adc_scale**2 / 12.0
-    n = cs.n  # type: ignore[attr-defined]
-    exp, fexp = cs.light_exposure, cs.flat_exposure  # type: ignore[attr-defined]
+    n = cs.n
+    exp, fexp = cs.light_exposure, cs.flat_exposure
     dark = m.expected_adu("dark", exposure=exp, cap_closed=True) - m.expected_adu("bias")
     var_dark = (np.maximum(dark, 0) / g + rn2 + q2) / n
     darkflat = m.expected_adu("dark", exposure=fexp, cap_closed=True) - m.expected_adu("bias")
-    flat = m.expected_adu("flat", exposure=fexp, **cs.flat_kw) - m.expected_adu("dark", exposure=fexp, cap_closed=True)  # type: ignore[attr-defined]
+    flat = m.expected_adu("flat", exposure=fexp, **cs.flat_kw) - m.expected_adu("dark", exposure=fexp, cap_closed=True)
     var_flat = ((flat + darkflat) / g + rn2 + q2) / n + (np.maximum(darkflat, 0) / g + rn2 + q2) / n
     scale = float(flat.mean()) / flat
     truth = expected_calibrated(cs)

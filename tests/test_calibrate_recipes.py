@@ -35,6 +35,7 @@ def test_master_dark_keeps_its_bias_pedestal_and_stores_defects(tmp_path: Path) 
     again = load_master(path, "dark")
     assert again.data.dtype == np.float32
     np.testing.assert_array_equal(again.defects, cs.dark.defects)
+    assert again.defects is not None
     hp = cs.model.hot_pixels
     bright = hp.dark_e_s > 5.0
     assert (again.defects[hp.y[bright], hp.x[bright]] == cosmetic.HOT).all()
