@@ -83,8 +83,9 @@ class DarkOptimizer:
     window: tuple[int, int, int, int]
 
     @classmethod
-    def prepare(cls, bias: np.ndarray, thermal: np.ndarray, *, window: int = 1024,
-                threshold_sigma: float = 3.0) -> DarkOptimizer:
+    def prepare(
+        cls, bias: np.ndarray, thermal: np.ndarray, *, window: int = 1024, threshold_sigma: float = 3.0
+    ) -> DarkOptimizer:
         x0, y0, ww, wh = central_window(thermal.shape, window)
         sl = (slice(y0, y0 + wh), slice(x0, x0 + ww))
         d = np.asarray(thermal[sl], np.float64)
@@ -98,7 +99,9 @@ class DarkOptimizer:
             )
         return cls(np.asarray(bias[sl], np.float64), ys, xs, wavelet_layer_at(d, ys, xs), (x0, y0, ww, wh))
 
-    def optimize(self, light: np.ndarray, *, k_nominal: float = 1.0, tolerance: float = 1e-4) -> DarkOptimization:
+    def optimize(
+        self, light: np.ndarray, *, k_nominal: float = 1.0, tolerance: float = 1e-4
+    ) -> DarkOptimization:
         """Find k minimising the noise of `(light - bias) - k * thermal` at the selected pixels."""
         x0, y0, ww, wh = self.window
         window = np.asarray(light[y0 : y0 + wh, x0 : x0 + ww], np.float64) - self.bias

@@ -229,7 +229,9 @@ def check_flat_level(
     return issues
 
 
-def block_medians(img: np.ndarray, blocks: tuple[int, int] = (12, 16), max_pixels: int = 300_000) -> np.ndarray:
+def block_medians(
+    img: np.ndarray, blocks: tuple[int, int] = (12, 16), max_pixels: int = 300_000
+) -> np.ndarray:
     """Median of each block of a coarse grid: the large-scale shape, robust to stars and defects.
 
     Large frames are subsampled on a regular stride first: a few hundred thousand pixels fix a
