@@ -154,6 +154,49 @@ def run_obsagent(inputs: list[Path], out: Path, rej: str, threads: int, cache: P
     return Run("obsagent", f"{rej} 3/3", seconds, rss, out)
 
 
+_IO_PROBE = """
+import sys, time, resource, numpy as np
+from astropy.io import fits
+from agent.stacking.frames import open_fits
+how, files = sys.argv[1], sys.argv[2:]
+srcs = [open_fits(f) for f in files]
+rows, cols = srcs[0].shape
+band = 128
+buf = np.empty((len(files), band, cols), np.uint16)
+start = time.perf_counter()
+if how == "preadv":
+    for r0 in range(0, rows, band):
+        r1 = min(rows, r0 + band)
+        for i, s in enumerate(srcs):
+            s.read_rows(r0, r1, buf[i, : r1 - r0])
+elif how == "numpy-memmap":
+    maps = [np.memmap(s.path, dtype=">i2", mode="r", offset=s.data_offset, shape=s.shape) for s in srcs]
+    for r0 in range(0, rows, band):
+        r1 = min(rows, r0 + band)
+        for i, m in enumerate(maps):
+            buf[i, : r1 - r0] = m[r0:r1].view(np.uint16)
+else:  # astropy memmap, raw stored integers (BZERO left to the kernel)
+    hdus = [fits.open(f, memmap=True, do_not_scale_image_data=True) for f in files]
+    datas = [h[0].data for h in hdus]
+    for r0 in range(0, rows, band):
+        r1 = min(rows, r0 + band)
+        for i, d in enumerate(datas):
+            buf[i, : r1 - r0] = d[r0:r1].view(np.uint16)
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def measure_io(files: list[Path]) -> None:
+    """Read every row band of every frame once with each strategy (warm page cache)."""
+    print("\n## reading row bands (128 rows) of all frames once")
+    for how in ("preadv", "numpy-memmap", "astropy-memmap"):
+        out = subprocess.run(
+            [PY, "-c", _IO_PROBE, how, *map(str, files)], capture_output=True, text=True, check=True
+        )
+        seconds, rss = map(float, out.stdout.split())
+        print(f"{how:<16} {seconds:6.2f} s   peak RSS {rss:6.0f} MB")
+
+
 def load(run: Run) -> np.ndarray:
     assert run.output is not None
     data = fits.getdata(run.output).astype(np.float64)
@@ -202,6 +245,7 @@ def main() -> int:
     ap.add_argument("--skip-flats", action="store_true")
     ap.add_argument("--skip-darks", action="store_true")
     ap.add_argument("--skip-ccdproc", action="store_true")
+    ap.add_argument("--io", action="store_true", help="only compare ways of reading row bands (darks)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
     if shutil.which("siril-cli") is None:
@@ -214,6 +258,13 @@ def main() -> int:
     def scaled(shape: tuple[int, int]) -> tuple[int, int]:
         return (int(shape[0] * args.scale) // 2 * 2, int(shape[1] * args.scale) // 2 * 2)
 
+    if args.io:
+        shape = scaled(IMX294)
+        files = make_darks(out / f"darks_{args.darks}x{shape[1]}x{shape[0]}", args.darks, shape)
+        for p in files:
+            p.read_bytes()
+        measure_io(files)
+        return 0
     if not args.skip_darks:
         shape = scaled(IMX294)
         tag = f"darks_{args.darks}x{shape[1]}x{shape[0]}"

@@ -116,15 +116,20 @@ def _mad(v: np.ndarray, lo: int, hi: int, m: float) -> float:  # pragma: no cove
 
 @numba.njit(nogil=True, cache=True)
 def _reject_linearfit(
-    v: np.ndarray, k: int, kl: float, kh: float, rl: np.ndarray, rh: np.ndarray
-) -> tuple[int, int]:  # pragma: no cover - compiled
+    scratch: np.ndarray, k: int, kl: float, kh: float
+) -> tuple[int, int]:  # pragma: no cover
     """Linear-fit clipping of the sorted stack v[:k].
 
     Repeat while at least 5 values remain: fit y = a + b*i (i = 0..n-1) by least squares,
     s = mean |residual|, reject (fit - x) > kl*s (low) or (x - fit) > kh*s (high).  Rejections
     can fall inside the sorted run, so the kept run is compacted; at the end v[:k] is rewritten
     as [rejected low | kept | rejected high], all sorted, and the kept window is returned.
+    scratch rows: 0 the values v, 3 and 4 the rejected low and high values (one array argument:
+    each array passed to a call costs reference counting).
     """
+    v = scratch[0]
+    rl = scratch[3]
+    rh = scratch[4]
     n = k
     nlow = 0
     nhigh = 0
@@ -212,8 +217,6 @@ def _solve_block(
     v = scratch[0]
     p1 = scratch[1]
     p2 = scratch[2]
-    rl = scratch[3]
-    rh = scratch[4]
     for c in range(m):
         k = kcount[c]
         for f in range(k):
@@ -228,7 +231,7 @@ def _solve_block(
         if k < 3 or method == NONE:
             pass
         elif method == LINEARFIT:
-            lo, hi = _reject_linearfit(v, k, kl, kh, rl, rh)
+            lo, hi = _reject_linearfit(scratch, k, kl, kh)
             if lo > 0 or hi < k:
                 for f in range(k):
                     t[f, c] = v[f]
