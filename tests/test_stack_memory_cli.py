@@ -88,9 +88,25 @@ def test_cli_stack_writes_master(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_cli_flat_defaults_to_multiplicative(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    paths = write_darks(tmp_path)
-    assert main(["stack", *paths, "-o", str(tmp_path / "f.fits"), "--type", "flat", "--json"]) == 0
+    bias = tmp_path / "bias.fits"
+    fits.PrimaryHDU(np.full((16, 20), 500, np.float32), fits.Header({"IMAGETYP": "Master Bias"})).writeto(bias)
+    rng = np.random.default_rng(2)
+    flats = []
+    for i in range(6):
+        p = tmp_path / f"flat_{i}.fits"
+        data = rng.normal(20000 + 500 * i, 50, (16, 20)).astype(np.uint16)
+        fits.PrimaryHDU(data, fits.Header({"IMAGETYP": "Flat Field", "EXPTIME": 2.0})).writeto(p)
+        flats.append(str(p))
+    out = tmp_path / "f.fits"
+    assert main(["stack", *flats, "-o", str(out), "--type", "flat", "--bias", str(bias), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["normalize"] == "multiplicative"
+    assert fits.getheader(out)["IMAGETYP"].lower().startswith("master flat")
+
+
+def test_cli_flat_without_calibration_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = write_darks(tmp_path)
+    assert main(["stack", *paths, "-o", str(tmp_path / "f.fits"), "--type", "flat"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_cli_mismatch_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

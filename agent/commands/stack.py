@@ -11,7 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.stacking.combine import COMBINES, MASTER_TYPES, METHODS, combine
+from agent.errors import ConfigError
+from agent.stacking.calibrate import MASTER_KINDS, build_master
+from agent.stacking.combine import COMBINES, MASTER_TYPES, METHODS, Master, _infer_type, combine
+from agent.stacking.frames import open_fits
 from agent.stacking.normalize import NORMALIZATIONS
 
 DEFAULT_NORMALIZATION = {"flat": "multiplicative", "light": "additive-scale"}
@@ -42,12 +45,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--threads", type=int, help="worker threads (default: all cores)")
     p.add_argument("--rejection-maps", action="store_true", help="also write OUT_rejlow/_rejhigh.fits")
+    p.add_argument("--darkflat", metavar="F", help="flats: master dark flat to calibrate each flat with (preferred)")
+    p.add_argument("--bias", metavar="F", help="flats: master bias to calibrate each flat with")
+    p.add_argument("--dark", metavar="F", help="flats: master dark scaled to the flat exposure (with --bias)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a table")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    normalize = args.normalize or DEFAULT_NORMALIZATION.get(args.type or "", "none")
+    kind = args.type or _infer_type(open_fits(args.files[0]).header)
+    normalize = args.normalize or DEFAULT_NORMALIZATION.get(kind or "", "none")
+    calibrators = {"darkflat": args.darkflat, "bias": args.bias, "dark": args.dark}
+    if kind not in MASTER_KINDS and any(calibrators.values()):
+        raise ConfigError("--darkflat/--bias/--dark calibrate flats only; drop them or use --type flat")
     console = Console(stderr=True)
     start = time.perf_counter()
     with Progress(
@@ -60,19 +70,22 @@ def run(args: argparse.Namespace) -> int:
         disable=args.json or not console.is_terminal,
     ) as bar:
         task = bar.add_task("stack", total=1.0)
-        master = combine(
-            args.files,
-            method=args.rejection,
-            low=args.low,
-            high=args.high,
-            combine=args.combine,
-            normalize=normalize,
-            mem_limit_mb=args.mem_limit,
-            threads=args.threads,
-            frame_type=args.type,
-            rejection_maps=args.rejection_maps,
-            progress=lambda f: bar.update(task, completed=f),
-        )
+        options: dict[str, Any] = {
+            "method": args.rejection,
+            "low": args.low,
+            "high": args.high,
+            "combine": args.combine,
+            "normalize": normalize,
+            "mem_limit_mb": args.mem_limit,
+            "threads": args.threads,
+            "rejection_maps": args.rejection_maps,
+            "progress": lambda f: bar.update(task, completed=f),
+        }
+        master: Master
+        if kind in MASTER_KINDS:  # calibration recipes: no pre-calibrated darks, calibrated flats
+            master = build_master(kind, args.files, **calibrators, **options)
+        else:
+            master = combine(args.files, frame_type=args.type, **options)
     path = master.write(args.output)
     elapsed = time.perf_counter() - start
     h = master.header
