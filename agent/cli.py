@@ -17,20 +17,35 @@ from agent import __version__, commands
 from agent.errors import ObsAgentError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_names() -> list[str]:
+    return sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, just that sub-command's module is imported (numba, PyIndi and
+    astropy are slow to import, and a command needs only its own)."""
     parser = argparse.ArgumentParser(prog="obsagent", description="The observatory agent at the mount.")
     parser.add_argument("--version", action="version", version=f"obsagent {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"agent.commands.{info.name}")
+    for name in [only] if only else command_names():
+        module = importlib.import_module(f"agent.commands.{name}")
         module.register(sub)
     return parser
 
 
+def _requested(argv: Sequence[str]) -> str | None:
+    names = set(command_names())
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in names else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_requested(argv))
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
