@@ -56,7 +56,9 @@ class Camera:
     # ---- set-up ------------------------------------------------------------------------------
     def connect(self, timeout: float = 15.0) -> None:
         self.client.connect_device(self.name, timeout=timeout)
-        self.client.wait_property(self.name, "CCD_EXPOSURE", timeout=timeout)
+        # A driver defines its properties over a moment after connecting: wait for the ones we need.
+        for prop in ("CCD_EXPOSURE", "CCD_FRAME_TYPE", "CCD_INFO", "CCD1"):
+            self.client.wait_property(self.name, prop, timeout=timeout)
         self.client.enable_blob(self.name, "CCD1")
 
     def _has(self, prop: str) -> bool:
@@ -233,10 +235,11 @@ class Camera:
         self._abort.clear()
         mark = self.client.blob_mark(self.name, "CCD1")
         start = dt.datetime.now(dt.UTC)
-        self.client.send_number(self.name, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": exposure})
+        sent = self.client.send_number(self.name, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": exposure})
         try:
             arrival = self.client.wait_blob(
-                self.name, "CCD1", mark, limit, alert_on="CCD_EXPOSURE", cancel=_Cancel(self._abort, self.stop_event)
+                self.name, "CCD1", mark, limit, alert_on="CCD_EXPOSURE", alert_after=sent,
+                cancel=_Cancel(self._abort, self.stop_event),
             )
         except ExposureAborted:
             if not self._abort.is_set():  # stopped from outside: make sure the camera stops too

@@ -545,6 +545,7 @@ class IndiClient:
         timeout: float,
         alert_on: str | None = None,
         cancel: Any = None,
+        alert_after: int = 0,
     ) -> BlobArrival:
         """Wait for a BLOB newer than `after`; ALERT on `alert_on` of the same device raises."""
 
@@ -553,7 +554,8 @@ class IndiClient:
                 raise ExposureAborted(f"exposure on {device} aborted")
             if alert_on is not None:
                 watched = self._props.get((device, alert_on))
-                if watched is not None and watched.state == "Alert":
+                # only an ALERT the driver sent after our request counts; an older one is stale
+                if watched is not None and watched.state == "Alert" and watched.version > alert_after:
                     raise PropertyAlert(self._alert_text(device, alert_on))
             if device not in self._devices:
                 raise DeviceMissing(f"device {device!r} disappeared from {self.address} (driver exited?)")
