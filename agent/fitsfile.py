@@ -6,9 +6,12 @@ directory fsynced, so a crash leaves either the old state or the complete file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 from astropy.io import fits
@@ -16,14 +19,18 @@ from astropy.io import fits
 from agent.errors import CorruptFile
 
 
-def write_fits_atomic(path: str | os.PathLike[str], data: np.ndarray, header: fits.Header | None = None) -> Path:
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside `path`; on success fsync it, rename it over `path`, fsync the folder.
+
+    On any error the temporary file is removed and `path` is untouched.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    hdu = fits.PrimaryHDU(data=data, header=header)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            hdu.writeto(fh)
+        with os.fdopen(fd, mode) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -35,7 +42,16 @@ def write_fits_atomic(path: str | os.PathLike[str], data: np.ndarray, header: fi
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return target
+
+
+def write_hdul_atomic(path: str | os.PathLike[str], hdul: fits.HDUList) -> Path:
+    with atomic_output(path) as fh:
+        hdul.writeto(fh)
+    return Path(path)
+
+
+def write_fits_atomic(path: str | os.PathLike[str], data: np.ndarray, header: fits.Header | None = None) -> Path:
+    return write_hdul_atomic(path, fits.HDUList([fits.PrimaryHDU(data=data, header=header)]))
 
 
 def read_fits(path: str | os.PathLike[str]) -> tuple[np.ndarray, fits.Header]:

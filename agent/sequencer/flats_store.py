@@ -7,13 +7,12 @@ mid-write leaves the previous version.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from agent.errors import ObsAgentError
+from agent.fitsfile import atomic_output
 from agent.sequencer.flats import PanelSettings
 
 PANEL_FILE = "panel_flats.json"
@@ -37,17 +36,8 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
 
 
 class TrainedPanelTable:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from agent.fitsfile import atomic_output
 
 
 @dataclass
@@ -56,13 +57,8 @@ class ProgressStore:
             return None
 
     def save(self, progress: RunProgress) -> None:
-        path = self.path(progress.night)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.dir)
-        with os.fdopen(fd, "w") as fh:
+        with atomic_output(self.path(progress.night), "w") as fh:
             json.dump(asdict(progress), fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     def nights(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.json"))

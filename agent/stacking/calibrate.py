@@ -26,7 +26,7 @@ from astropy.io import fits
 
 from agent import __version__
 from agent.errors import ConfigError, CorruptFile
-from agent.fitsfile import read_fits, write_fits_atomic
+from agent.fitsfile import read_fits, write_fits_atomic, write_hdul_atomic
 from agent.stacking import cosmetic, quality
 from agent.stacking.combine import MASTER_TYPES, Master, combine, source_hash
 from agent.stacking.darkopt import DarkOptimization, DarkOptimizer
@@ -58,28 +58,13 @@ class CalibrationMaster(Master):
         if self.defects is None:
             return super().write(path)
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         hdul = fits.HDUList(
             [
                 fits.PrimaryHDU(np.asarray(self.data, np.float32), self.header),
                 _defects_hdu(self.defects),
             ]
         )
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                hdul.writeto(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_hdul_atomic(target, hdul)
         for suffix, rmap in (("rejlow", self.rejection_low), ("rejhigh", self.rejection_high)):
             if rmap is not None:
                 hdr = fits.Header()
