@@ -255,40 +255,11 @@ def combine(
                 lo_map = rej_low[r0:r1] if rej_low is not None else scratch_low[: r1 - r0]  # type: ignore[index]
                 hi_map = rej_high[r0:r1] if rej_high is not None else scratch_high[: r1 - r0]  # type: ignore[index]
                 fcounts = np.zeros((r1 - r0, n, 2), np.int64)
-                if band_kind == np.uint16:
-                    kernels.stack_band_u16(
-                        buf,
-                        gain,
-                        offset,
-                        pa,
-                        pb,
-                        code,
-                        kl,
-                        kh,
-                        crit,
-                        combine == "median",
-                        out[r0:r1],
-                        lo_map,
-                        hi_map,
-                        fcounts,
-                    )
-                else:
-                    kernels.stack_band_float(
-                        buf,
-                        gain,
-                        offset,
-                        pa,
-                        pb,
-                        code,
-                        kl,
-                        kh,
-                        crit,
-                        combine == "median",
-                        out[r0:r1],
-                        lo_map,
-                        hi_map,
-                        fcounts,
-                    )
+                stack_band = kernels.stack_band_u16 if band_kind == np.uint16 else kernels.stack_band_float
+                stack_band(
+                    buf, gain, offset, pa, pb, code, kl, kh, crit, combine == "median",
+                    out[r0:r1], lo_map, hi_map, fcounts,
+                )
                 frame_counts += fcounts.sum(axis=0)
                 if progress is not None:
                     progress(r1 / rows)
