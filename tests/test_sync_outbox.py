@@ -52,12 +52,28 @@ def test_a_manifest_that_disagrees_with_the_file_is_refused(sync_library: SyncLi
         enqueue_master(sync_library.db, path, {"checksum": {"sha256": "0" * 64}})
 
 
+def forget_queued(sync_library: SyncLibrary, ids: list[int]) -> None:
+    """What a crash between registering a master and queueing it leaves: a master with no outbox row."""
+    marks = ",".join("?" * len(ids))
+    with sync_library.lib.transaction() as c:
+        c.execute(f"DELETE FROM sync_outbox WHERE master_id IN ({marks})", ids)
+
+
+def test_builder_queues_each_new_master_at_once(sync_library: SyncLibrary) -> None:
+    ids = sync_library.build_masters(exposures=(10.0, 20.0))
+    queued = {r[0] for r in sync_library.lib.conn.execute("SELECT master_id FROM sync_outbox")}
+    assert queued == set(ids)
+    assert sweep_unqueued(sync_library.db).enqueued == []
+
+
 def test_sweep_queues_masters_a_crash_left_out_and_follows_supersession(sync_library: SyncLibrary) -> None:
     old = sync_library.build_masters(exposures=(10.0, 20.0))
+    forget_queued(sync_library, old)
     result = sweep_unqueued(sync_library.db)
     assert len(result.enqueued) == 2
     assert sweep_unqueued(sync_library.db).enqueued == []
     new = sync_library.build_masters(exposures=(10.0,))  # replaces the 10 s master
+    forget_queued(sync_library, new)
     assert sync_library.lib.master(old[0]).superseded_by == new[0]
     result = sweep_unqueued(sync_library.db)
     assert len(result.enqueued) == 1 and len(result.superseded) == 1
@@ -70,7 +86,7 @@ def test_sweep_queues_masters_a_crash_left_out_and_follows_supersession(sync_lib
 
 
 def test_status_counts_queue_and_hides_passwords(sync_library: SyncLibrary) -> None:
-    sync_library.build_masters(exposures=(10.0, 20.0))
+    forget_queued(sync_library, sync_library.build_masters(exposures=(10.0, 20.0)))
     status = outbox_status(sync_library.db, "sftp://obs:hunter2@nas.local/srv/masters")
     assert status["queued"] == 0 and status["not_yet_queued"] == 2
     sweep_unqueued(sync_library.db)

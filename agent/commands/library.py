@@ -282,8 +282,11 @@ def cmd_needs(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from agent.sync.outbox import outbox_status
+
     with _open(args) as lib:
         counts = lib.counts()
+        counts["sync"] = outbox_status(lib.conn)
     if args.json:
         _emit(counts)
         return 0
@@ -296,6 +299,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"  {n:7d} {ftype} frames {state.replace('_', ' ')}")
     console.print(f"  {counts['current_masters']} current masters ({counts['masters']} in all)")
     console.print(f"  lights: {counts['lights'] or 'none'}   jobs: {counts['jobs'] or 'none'}")
+    sync = counts["sync"]
+    assert isinstance(sync, dict)
+    targets = sync.get("targets") or {}
+    console.print(f"  sync: {sync.get('queued', 0)} masters queued"
+                  + "".join(f"; {name}: {t.get('confirmed', 0)} confirmed, {t.get('pending', 0)} pending"
+                            for name, t in targets.items()))
     return 0
 
 

@@ -458,19 +458,37 @@ def _build(lib: Library, job: Any, recipe: str) -> int:
     target = master_path(lib, key, job_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     build = _load_recipe(recipe)
+    header = provenance_header(key, job_id, len(paths))
+    exposures = [float(f["exposure"]) for f in frames if f["exposure"] is not None]
+    if exposures and key.exposure_key is not None:
+        # the key rounds the exposure; the master records what the sources really had
+        header["EXPTIME"] = (statistics.median(exposures), "[s] median exposure of the source frames")
     master = build(
         key.frame_type,
         paths,
         darkflat=inputs.get("darkflat"),
         bias=inputs.get("bias"),
-        header=provenance_header(key, job_id, len(paths)),
+        header=header,
     )
     master.write(target)
     if not target.is_file():
         raise RuntimeError(f"the recipe did not write {target}")
-    return register_master(
+    master_id = register_master(
         lib, job_id, key, target, frames, master, inputs, float(inputs.get("tolerance", 1.0))
     )
+    _queue_upload(lib, master_id, target)
+    return master_id
+
+
+def _queue_upload(lib: Library, master_id: int, target: Path) -> None:
+    """Queue the new master for upload at once (the sync sweep would find it later anyway)."""
+    try:
+        from agent.sync.manifest import library_manifest
+        from agent.sync.outbox import enqueue_master
+
+        enqueue_master(lib.conn, target, library_manifest(lib.conn, master_id))
+    except Exception as exc:  # the master is registered; the sync sweep queues it if this fails
+        log.warning("master #%d not queued for upload yet (%s); the sync sweep will queue it", master_id, exc)
 
 
 def register_master(
