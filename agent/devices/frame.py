@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +48,13 @@ class Frame:
 def decode_fits_blob(data: bytes, source: str) -> tuple[np.ndarray, fits.Header]:
     """Decode a FITS BLOB; a truncated or corrupt one raises `CorruptFile`."""
     try:
-        with fits.open(io.BytesIO(data), memmap=False) as hdul:
-            hdu = hdul[0]
-            image = np.asarray(hdu.data)
-            header = hdu.header.copy()
+        with warnings.catch_warnings():
+            # a truncated BLOB is reported below as CorruptFile; astropy's own warning adds nothing
+            warnings.simplefilter("ignore")
+            with fits.open(io.BytesIO(data), memmap=False) as hdul:
+                hdu = hdul[0]
+                image = np.asarray(hdu.data)
+                header = hdu.header.copy()
     except Exception as exc:  # astropy raises several types for bad input
         raise CorruptFile(f"{source} sent an image that is not valid FITS ({exc}); retry the exposure") from exc
     if image is None or image.ndim != 2 or image.size == 0:
