@@ -193,15 +193,6 @@ def test_calibrate_command_without_masters_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--dark" in proc.stderr
 
 
-def _stack_uses_recipes() -> bool:
-    import inspect
-
-    from agent.commands import stack
-
-    return "build_master" in inspect.getsource(stack)
-
-
-@pytest.mark.skipif(not _stack_uses_recipes(), reason="obsagent stack does not call build_master yet")
 def test_stack_command_builds_calibrated_flat(tmp_path: Path) -> None:
     m = SimModel("small", seed=12, width=128, height=96)
     bias = write_frames(tmp_path, "bias", render(m, "bias", 5), sim_header(m, "bias", 0.0))

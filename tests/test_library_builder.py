@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from library_fixtures import ekos_header, nina_header, sharpcap_header, write_series
 
-from agent.library.builder import drain, recipe_missing, schedule, sweep
+from agent.library.builder import drain, schedule, sweep
 from agent.library.keys import FrameType, LibraryPolicy
 from agent.library.needs import needs
 from agent.library.store import Library
@@ -23,12 +23,6 @@ MIN5 = LibraryPolicy(
     min_frames={FrameType.BIAS: 5, FrameType.DARK: 5, FrameType.DARKFLAT: 5, FrameType.FLAT: 5}
 )
 TESTS = Path(__file__).parent
-
-needs_stacking = pytest.mark.skipif(
-    recipe_missing(FrameType.DARK) is not None,
-    reason=f"master building needs agent.stacking: {recipe_missing(FrameType.DARK)}",
-)
-
 
 def _mixed_folder(root: Path) -> None:
     write_series(root / "nina" / "darks", "dark", [nina_header("dark", 60) for _ in range(5)], level=1010)
@@ -66,7 +60,6 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-@needs_stacking
 def test_mixed_folder_builds_exactly_the_expected_masters_flats_after_dark_flats(tmp_path: Path) -> None:
     _mixed_folder(tmp_path / "in")
     with Library(tmp_path / "data") as lib:
@@ -74,10 +67,7 @@ def test_mixed_folder_builds_exactly_the_expected_masters_flats_after_dark_flats
         schedule(lib, MIN5)
         drain(lib, MIN5)
         masters = {(m.key.frame_type.value, m.key.filter): m for m in lib.masters()}
-        flats_ready = recipe_missing(FrameType.FLAT) is None
-        expected: set[tuple[str, str | None]] = {("bias", None), ("dark", None), ("darkflat", None)}
-        if flats_ready:
-            expected |= {("flat", "L"), ("flat", "Ha")}
+        expected = {("bias", None), ("dark", None), ("darkflat", None), ("flat", "L"), ("flat", "Ha")}
         assert set(masters) == expected
         for m in masters.values():
             assert Path(m.path).is_file() and m.n_sources == 5
@@ -85,23 +75,15 @@ def test_mixed_folder_builds_exactly_the_expected_masters_flats_after_dark_flats
         assert dark.key.exposure_key == 60.0 and dark.key.offset == 30.0
         linked = lib.conn.execute("SELECT COUNT(*) FROM frames WHERE master_id = ?", (dark.id,)).fetchone()[0]
         assert linked == 5
-        if flats_ready:
-            flat_l, flat_ha = masters[("flat", "L")], masters[("flat", "Ha")]
-            assert flat_l.stats["darkflat_id"] == masters[("darkflat", None)].id
-            assert flat_l.id > masters[("darkflat", None)].id
-            assert flat_ha.stats["bias_id"] == masters[("bias", None)].id  # no dark flats at 3.3 s
-        else:
-            waiting = {w.key.filter: w.reason for w in sweep(lib, MIN5, build=False).waiting}
-            assert waiting == {"L": pytest.approx(waiting["L"]), "Ha": waiting["Ha"]}
-            assert all("flat recipe not available" in r for r in waiting.values())
+        flat_l, flat_ha = masters[("flat", "L")], masters[("flat", "Ha")]
+        assert flat_l.stats["darkflat_id"] == masters[("darkflat", None)].id
+        assert flat_l.id > masters[("darkflat", None)].id  # flats only after their dark flats
+        assert flat_ha.stats["bias_id"] == masters[("bias", None)].id  # no dark flats at 3.3 s
         listed = needs(lib, MIN5)
         acc = [n for n in listed if n.kind == "accumulating"]
         assert [(n.key.camera, n.have, n.target) for n in acc] == [("ZWO ASI290MM Mini", 2, 5)]
-        missing = {(n.frame_type.value, n.key.filter) for n in listed if n.kind == "missing"}
-        assert missing == (set() if flats_ready else {("flat", "L")})
+        assert not [n for n in listed if n.kind == "missing"]
 
-
-@needs_stacking
 def test_new_master_supersedes_the_old_and_stales_lights_that_used_it(tmp_path: Path) -> None:
     write_series(
         tmp_path / "n1", "dark", [nina_header("dark", 60, when=time.time() - 86400) for _ in range(5)]
@@ -127,7 +109,6 @@ def test_new_master_supersedes_the_old_and_stales_lights_that_used_it(tmp_path: 
         assert row["status"] == "stale"
 
 
-@needs_stacking
 @pytest.mark.parametrize("kill_point", ["stacking", "file written, row not committed"])
 def test_kill_during_build_leaves_nothing_half_registered_and_sweep_finishes(
     tmp_path: Path, kill_point: str
