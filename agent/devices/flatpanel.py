@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from agent.devices.client import IndiClient
+from agent.devices.discover import capabilities
 from agent.errors import PropertyMissing
 
 
@@ -15,6 +18,14 @@ class FlatPanel:
     def connect(self, timeout: float = 15.0) -> None:
         self.client.connect_device(self.name, timeout=timeout)
         self.client.wait_property(self.name, "FLAT_LIGHT_CONTROL", timeout=timeout)
+        # The driver says what it is; wait for the properties its interfaces promise, as they may
+        # arrive a moment after the first ones (a missing cap must mean "no cap", not "not yet").
+        caps = capabilities(self.client, self.name)
+        if "dustcap" in caps:
+            self.client.wait_property(self.name, "CAP_PARK", timeout=timeout)
+        if "lightbox" in caps:
+            with contextlib.suppress(PropertyMissing):
+                self.client.wait_property(self.name, "FLAT_LIGHT_INTENSITY", timeout=5.0)
 
     @property
     def has_cap(self) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from agent.devices.client import IndiClient
-from agent.errors import IndiError
+from agent.errors import IndiError, PropertyMissing
 
 
 class FilterWheel:
@@ -15,6 +17,9 @@ class FilterWheel:
     def connect(self, timeout: float = 15.0) -> None:
         self.client.connect_device(self.name, timeout=timeout)
         self.client.wait_property(self.name, "FILTER_SLOT", timeout=timeout)
+        # FILTER_NAME follows FILTER_SLOT a moment later; a wheel without names is rare but allowed
+        with contextlib.suppress(PropertyMissing):
+            self.client.wait_property(self.name, "FILTER_NAME", timeout=5.0)
 
     def names(self) -> list[str]:
         """Filter names in slot order (slot 1 first)."""
