@@ -573,6 +573,7 @@ class IndiClient:
         self.wait_devices([device], timeout=timeout)
         snap = self.wait_property(device, "CONNECTION", timeout=timeout)
         if snap.values.get("CONNECT") and snap.state == "Ok":
+            self.settle(quiet=1.0, timeout=10.0)
             return
         self.set_switch(device, "CONNECTION", ["CONNECT"], timeout=timeout)
         self.wait_for(
@@ -582,4 +583,6 @@ class IndiClient:
             timeout,
             f"{device} to connect",
         )
-        self.settle()
+        # Drivers define their properties in a burst after connecting; optional ones (cooler, gain,
+        # cap) must not be mistaken for absent, so wait until the burst has been quiet for a second.
+        self.settle(quiet=1.0, timeout=10.0)

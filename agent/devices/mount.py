@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from agent.devices.client import IndiClient
@@ -17,6 +18,9 @@ class Mount:
     def connect(self, timeout: float = 15.0) -> None:
         self.client.connect_device(self.name, timeout=timeout)
         self.client.wait_property(self.name, "EQUATORIAL_EOD_COORD", timeout=timeout)
+        for prop in ("TELESCOPE_PARK", "TELESCOPE_TRACK_STATE"):
+            with contextlib.suppress(PropertyMissing):
+                self.client.wait_property(self.name, prop, timeout=5.0)
 
     def _switch_and_wait(self, prop: str, element: str, what: str) -> None:
         self.client.wait_property(self.name, prop, timeout=5.0)
