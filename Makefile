@@ -29,11 +29,11 @@ $(STAMP): pyproject.toml | system-deps
 
 setup: system-deps $(STAMP)
 
-test: setup
+test: setup lint
 	$(VENV)/bin/pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check agent indi_sim tests bench
+	$(VENV)/bin/ruff check -q agent indi_sim tests bench
 	$(VENV)/bin/mypy agent indi_sim
 
 demo: setup
