@@ -106,6 +106,9 @@ class CameraSettings(_Strict):
     sensor: Literal["cmos", "ccd"]
     set_point: float | None = Field(default=None, ge=-60, le=40, description="cooler target, Celsius")
     set_point_tolerance: float = Field(default=0.5, gt=0, le=10, description="Celsius")
+    allow_warmer_set_point: bool = Field(
+        default=False, description="when the cooler cannot reach set_point, run the night at the nearest it reaches"
+    )
     gain: int | None = Field(default=None, ge=0)
     offset: int | None = Field(default=None, ge=0)
     binning: int = Field(default=1, ge=1, le=8)

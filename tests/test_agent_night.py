@@ -200,3 +200,32 @@ def test_sigterm_aborts_exposure_closes_cap_and_turns_light_off(
         client.disconnect()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_weak_cooler_moves_the_night_to_a_warmer_set_point_when_allowed(
+    sim_server: Callable[..., object], tmp_path: Path
+) -> None:
+    from agent.sequencer.runner import NightRunner
+
+    seq_path = write_sequence(tmp_path, flats="panel")
+    text = seq_path.read_text().replace("set_point_tolerance: 1.0", "set_point_tolerance: 1.0\n  allow_warmer_set_point: true")
+    seq_path.write_text(text)
+    seq = load_sequence(seq_path)
+    assert seq.camera.allow_warmer_set_point
+    start = sim_start_for(seq, NIGHT).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    server = sim_server(start=start, time_factor=FACTOR, lat=52.52, lon=13.40, width=256, height=192,
+                        filters=list(seq.filters), cosmic_rays=False, faults=["FAULT_COOLER_WEAK"])
+    seq = seq.model_copy(update={"indi": seq.indi.model_copy(update={"address": server.address})})  # type: ignore[attr-defined]
+    runner = NightRunner(seq, tmp_path / "data", night=NIGHT)
+    runner.fast_forward = 5000.0
+    result = runner.run_in_thread()
+    assert result.final_state == "done" and not result.aborted
+    assert runner.ctx is not None
+    warmer = runner.ctx.set_point
+    assert warmer is not None and warmer > -10
+    assert any("runs at" in w for w in runner.ctx.progress.warnings)
+    with library(tmp_path / "data") as conn:
+        temps = {r[0] for r in conn.execute("SELECT DISTINCT set_temp FROM frames WHERE frame_type IN ('light', 'dark')")}
+        assert temps == {warmer}, "lights and darks share the warmer set-point"
+        statuses = {r[0] for r in conn.execute("SELECT status FROM lights")}
+        assert statuses == {"calibrated"}

@@ -77,7 +77,7 @@ def light_key(ctx: NightContext, filter_name: str, exposure: float) -> ConfigKey
         bit_depth=16,
         filter=filter_name,
         exposure_key=None,
-        temperature=cfg.set_point,
+        temperature=ctx.set_point if ctx.set_point is not None else cfg.set_point,
     )
 
 
@@ -106,7 +106,7 @@ def dark_jobs(ctx: NightContext, kinds: tuple[FrameType, ...] = DARK_KINDS) -> l
     policy = library_policy(ctx.seq)
     found = needs(ctx.library, policy, plan=planned_lights(ctx), now=ctx.now().timestamp())
     jobs: dict[tuple[str, float], CaptureJob] = {}
-    set_point = ctx.seq.camera.set_point
+    set_point = ctx.set_point if ctx.set_point is not None else ctx.seq.camera.set_point
     tolerance = policy.temperature_tolerance
     for need in found:
         kind = need.frame_type
