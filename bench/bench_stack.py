@@ -316,7 +316,9 @@ def main() -> int:
             "winsorized",
             args.threads,
             cache,
-            ["--type", "flat", "--normalize", "none"],
+            # raw integration, as Siril's -nonorm stack of the same files; a real master flat goes
+            # through the recipe (calibrated by a dark flat or bias first), which Siril's run does not do
+            ["--type", "light", "--normalize", "none"],
         )
         runs.append(ours)
         siril_f = run_siril(flats, out / "siril_flats", "flat", "w", args.threads)
