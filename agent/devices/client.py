@@ -144,7 +144,7 @@ class _Listener(PyIndi.BaseClient):
         self._guard(lambda: self._owner._on_device(d.getDeviceName(), present=False))
 
     def newProperty(self, p: Any) -> None:  # noqa: N802
-        self._guard(lambda: self._owner._on_property(p))
+        self._guard(lambda: self._owner._on_property(p, defined=True))
 
     def updateProperty(self, p: Any) -> None:  # noqa: N802
         self._guard(lambda: self._owner._on_property(p))
@@ -190,6 +190,7 @@ class IndiClient:
         self._connected = False
         self._generation = 0  # bumps on every (re)connect
         self._version = 0
+        self._defined_at: dict[str, float] = {}  # device -> when it last defined a property
         self._listener: _Listener | None = None
 
     @property
@@ -208,7 +209,7 @@ class IndiClient:
             self._version += 1
             self._cond.notify_all()
 
-    def _on_property(self, prop: Any) -> None:
+    def _on_property(self, prop: Any, defined: bool = False) -> None:
         snap = _copy_property(prop)
         arrivals: list[BlobArrival] = []
         if prop.getType() == PyIndi.INDI_BLOB and snap.state == "Ok":
@@ -223,6 +224,8 @@ class IndiClient:
             snap.version = self._version
             self._props[(snap.device, snap.name)] = snap
             self._devices.add(snap.device)
+            if defined:
+                self._defined_at[snap.device] = time.monotonic()
             for a in arrivals:
                 self._blob_seq += 1
                 a.seq = self._blob_seq
@@ -363,15 +366,22 @@ class IndiClient:
                 "device definitions",
             )
 
-    def settle(self, quiet: float = 0.3, timeout: float = 5.0) -> None:
-        """Wait until no property has changed for `quiet` seconds (definitions after connect)."""
-        end = time.monotonic() + timeout
+    def settle(self, quiet: float = 0.3, timeout: float = 5.0, device: str | None = None) -> None:
+        """Wait `quiet` seconds, longer while properties are still being *defined* (on `device`, or on any).
+
+        Drivers define their properties in a burst after connecting; value updates (a mount's
+        coordinates, a cooler's temperature) go on all the time and do not count.
+        """
+        start = time.monotonic()
+        end = start + timeout
         with self._cond:
-            while time.monotonic() < end:
-                version = self._version
-                self._cond.wait(quiet)
-                if self._version == version:
+            while True:
+                now = time.monotonic()
+                times = [self._defined_at.get(device, 0.0)] if device else list(self._defined_at.values())
+                since = now - max([start, *times])
+                if since >= quiet or now >= end:
                     return
+                self._cond.wait(min(quiet - since, end - now))
 
     def has(self, device: str, name: str) -> bool:
         with self._cond:
@@ -573,7 +583,7 @@ class IndiClient:
         self.wait_devices([device], timeout=timeout)
         snap = self.wait_property(device, "CONNECTION", timeout=timeout)
         if snap.values.get("CONNECT") and snap.state == "Ok":
-            self.settle(quiet=1.0, timeout=10.0)
+            self.settle(quiet=0.5, timeout=10.0, device=device)
             return
         self.set_switch(device, "CONNECTION", ["CONNECT"], timeout=timeout)
         self.wait_for(
@@ -584,5 +594,5 @@ class IndiClient:
             f"{device} to connect",
         )
         # Drivers define their properties in a burst after connecting; optional ones (cooler, gain,
-        # cap) must not be mistaken for absent, so wait until the burst has been quiet for a second.
-        self.settle(quiet=1.0, timeout=10.0)
+        # cap) must not be mistaken for absent, so wait until the burst has been quiet for half a second.
+        self.settle(quiet=0.5, timeout=10.0, device=device)
