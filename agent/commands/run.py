@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _night_date(args: argparse.Namespace, zone: Any) -> dt.date | None:
+def _night_date(args: argparse.Namespace) -> dt.date | None:
     if not args.date:
         return None
     try:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     seq = load_sequence(args.sequence)
     root = data_dir(args.data)
-    night = _night_date(args, seq.site.zone)
+    night = _night_date(args)
     server = None
     home = None
     indi = args.indi

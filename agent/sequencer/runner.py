@@ -268,4 +268,4 @@ def run_night(
     return NightRunner(seq, data_dir, indi=indi, night=night).run_in_thread()
 
 
-__all__ = ["NightRunner", "RunResult", "run_night", "plan_night", "default_night", "ObsAgentError"]
+__all__ = ["NightRunner", "RunResult", "run_night"]

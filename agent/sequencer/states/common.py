@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from agent.devices.frame import Frame
 from agent.errors import ExposureFailed, IndiError
 from agent.sequencer.context import Aborted, NightContext
 
@@ -17,8 +17,8 @@ def capture(
     exposure: float,
     filter_name: str | None = None,
     target: str | None = None,
-) -> Frame:
-    """Expose once and store; an exposure that hangs is aborted and retried once."""
+) -> Path:
+    """Expose once and store; returns where the frame went. A hung exposure is aborted and retried once."""
     ctx.check_abort()
     cam = ctx.rig.camera
     cam.time_factor = ctx.clock.time_factor
@@ -32,8 +32,7 @@ def capture(
             if attempt == 2:
                 raise
             ctx.note("warning", f"{exc}; retrying once")
-    ctx.store_frame(frame, frame_type, exposure, filter_name, target)
-    return frame
+    return ctx.store_frame(frame, frame_type, exposure, filter_name, target)
 
 
 def close_cap_for_darks(ctx: NightContext) -> bool:

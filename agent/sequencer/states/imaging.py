@@ -64,13 +64,6 @@ def run(ctx: NightContext) -> str:
         )
         if (block_until(ctx, block, now) - ctx.now()).total_seconds() < block.exposure:
             return "dispatch"  # the next frame would overrun the block
-        capture(ctx, "light", block.exposure, block.filter, block.target)
-        path = ctx.frame_path(
-            "light",
-            block.exposure,
-            ctx.count_frames("light", block.exposure, block.filter, block.target),
-            block.filter,
-            block.target,
-        )
+        path = capture(ctx, "light", block.exposure, block.filter, block.target)
         if ctx.calibrator is not None:
             ctx.calibrator.submit(path)
