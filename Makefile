@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := indi-bin libdbus-1-dev libglib2.0-dev pkg-config python3-venv openssh-server openssh-client
+APT_PACKAGES := indi-bin libdbus-1-dev libglib2.0-dev pkg-config python3-venv openssh-server openssh-client chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all setup system-deps test demo lint clean
@@ -35,6 +35,7 @@ test: setup lint
 lint: setup
 	$(VENV)/bin/ruff check -q agent indi_sim tests bench
 	$(VENV)/bin/mypy agent indi_sim
+	$(VENV)/bin/lint-imports --no-cache
 
 demo: setup
 	$(VENV)/bin/python -m agent.demo

@@ -52,7 +52,7 @@ def _sequence(path: str, extra_targets: int):  # type: ignore[no-untyped-def]
     ]
     for target in data["targets"][-extra_targets:]:
         if " copy " in target["name"]:
-            from agent.sequencer.planner_catalogue import lookup
+            from agent.sky.catalogue import lookup
 
             found = lookup(target["name"].split(" copy ")[0])
             assert found is not None
@@ -63,7 +63,7 @@ def _sequence(path: str, extra_targets: int):  # type: ignore[no-untyped-def]
 def one_run(path: str, extra_targets: int, repeats: int) -> dict[str, float]:
     _refuse_network()
     t0 = time.perf_counter()
-    from agent.sequencer.planner import plan_night
+    from agent.planner import plan_night
 
     seq = _sequence(path, extra_targets)
     t1 = time.perf_counter()

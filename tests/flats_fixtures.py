@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from agent.sequencer.flats_sky import SkyShot
+from agent.flats.sky import SkyShot
 from indi_sim import astro
 from indi_sim.model import Optics, SimModel
 

@@ -132,7 +132,7 @@ def test_whole_night_survives_three_kill9_and_completes(sim_server: Callable[...
 
 
 def test_indi_server_lost_for_30s_then_night_finishes(sim_server: Callable[..., object], tmp_path: Path) -> None:
-    from agent.sequencer.runner import NightRunner
+    from agent.night.runner import NightRunner
 
     seq_path = write_sequence(tmp_path, flats="panel")
     server = start_sim(sim_server, seq_path)
@@ -205,7 +205,7 @@ def test_sigterm_aborts_exposure_closes_cap_and_turns_light_off(
 def test_weak_cooler_moves_the_night_to_a_warmer_set_point_when_allowed(
     sim_server: Callable[..., object], tmp_path: Path
 ) -> None:
-    from agent.sequencer.runner import NightRunner
+    from agent.night.runner import NightRunner
 
     seq_path = write_sequence(tmp_path, flats="panel")
     text = seq_path.read_text().replace("set_point_tolerance: 1.0", "set_point_tolerance: 1.0\n  allow_warmer_set_point: true")

@@ -9,7 +9,7 @@ import pytest
 
 from agent.config import Sequence, SequenceError, load_sequence, parse_sequence
 from agent.errors import ConfigError
-from agent.sequencer.planner_catalogue import designations, lookup
+from agent.sky.catalogue import designations, lookup
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = sorted((ROOT / "tests" / "bad_sequences").glob("*.yaml"))

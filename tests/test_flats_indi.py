@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from astropy.io import fits
 
-from agent.sequencer.flats import ExposureLimits, FlatTarget, directory_sink, run_panel_flats
-from agent.sequencer.flats_store import TrainedPanelTable
+from agent.flats.panel_run import directory_sink, run_panel_flats
+from agent.flats.panel_search import ExposureLimits
+from agent.flats.target import FlatTarget
+from agent.flats.trained import TrainedPanelTable
 from indi_sim.server import IndiServer
 from tests.indi_fixtures import needs_indiserver
 

@@ -9,17 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.sequencer.flats import (
-    ExposureLimits,
-    FlatTarget,
-    PanelIgnored,
-    PanelSearch,
-    PanelTooBright,
-    PanelTooDim,
-    frame_level,
-    panel_settings,
-)
-from agent.sequencer.flats_store import FlatStoreError, TrainedPanelTable
+from agent.flats.panel_search import ExposureLimits, PanelSearch, panel_settings
+from agent.flats.target import FlatTarget, PanelIgnored, PanelTooBright, PanelTooDim, frame_level
+from agent.flats.trained import FlatStoreError, TrainedPanelTable
 from indi_sim.model import Optics, SimModel
 
 # Brightness curves of real panels: setting fraction (0..1) -> light fraction (0..1).

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.sequencer.flats import FlatTarget
-from agent.sequencer.flats_sky import SkyFlatRun, SkyRunReport, SkyShot, SunTrack, find_window
-from agent.sequencer.twilight_model import TwilightModel, TwilightStore, exposure_for, filter_order
+from agent.flats.sky import SkyFlatRun, SkyRunReport, SkyShot, SunTrack, find_window
+from agent.flats.target import FlatTarget
+from agent.flats.twilight import TwilightModel, TwilightStore, exposure_for, filter_order
 from indi_sim.model import SimModel
 from tests.flats_fixtures import Cloud, SimSky, SimulatedClock
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.sequencer.machine import DISPATCH_EVENTS, STATES, NightModel, build_machine, fire
-from agent.sequencer.states import ACTIVITIES
+from agent.night.machine import DISPATCH_EVENTS, STATES, NightModel, build_machine, fire
+from agent.night.states import ACTIVITIES
 
 
 def make(initial: str = "startup", safe: bool = True) -> tuple[NightModel, list[str]]:

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from agent.sequencer.planner import LightConfig, plan_night
+from agent.planner import LightConfig, plan_night
 from tests.planner_fixtures import SITES, make_sequence, reference_crossings, sun_altitude
 
 TOLERANCE_S = 60.0
@@ -249,7 +249,7 @@ def test_cached_earth_orientation_table_equals_astropys(tmp_path, monkeypatch) -
     from astropy.time import Time
     from astropy.utils import iers
 
-    from agent.sequencer import planner_iers
+    from agent.sky import iers as planner_iers
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(planner_iers, "_loaded", None)

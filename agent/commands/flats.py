@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from agent.clock import Clock
     from agent.config import Sequence
     from agent.devices.rig import Rig
-    from agent.sequencer.flats import FlatGroup, FlatTarget
+    from agent.flats.panel_run import FlatGroup
+    from agent.flats.target import FlatTarget
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,8 +82,9 @@ def _source_of(seq: Sequence | None) -> str:
 
 def _clock(client: object) -> Clock:
     """The simulator's clock when the server has one (accelerated time), else real time."""
-    from agent.clock import RealClock, SimClock
+    from agent.clock import RealClock
     from agent.devices import IndiClient
+    from agent.devices.sim_clock import SimClock
 
     assert isinstance(client, IndiClient)
     if "Sim Clock" in client.devices():
@@ -105,7 +107,7 @@ def _filters(args: argparse.Namespace, seq: Sequence | None, rig: Rig) -> list[s
 
 
 def _target(seq: Sequence | None) -> FlatTarget:
-    from agent.sequencer.flats import FlatTarget
+    from agent.flats.target import FlatTarget
 
     if seq is None:
         return FlatTarget()
@@ -114,7 +116,7 @@ def _target(seq: Sequence | None) -> FlatTarget:
 
 
 def _group(rig: Rig, filter_name: str, gain: float | None, binning: int, readout: str | None) -> FlatGroup:
-    from agent.sequencer.flats import FlatGroup
+    from agent.flats.panel_run import FlatGroup
 
     return FlatGroup(rig.camera.name, filter_name, gain, None, binning, readout)
 
@@ -122,7 +124,7 @@ def _group(rig: Rig, filter_name: str, gain: float | None, binning: int, readout
 def _needs(args: argparse.Namespace, seq: Sequence | None, rig: Rig, filters: list[str], out: Path,
            gain: float | None, binning: int, readout: str | None, data: Path) -> tuple[dict[str, int], str]:
     """Flats still lacking per filter: --count minus what --out holds, or the library's needs."""
-    from agent.sequencer.flats import existing_count
+    from agent.flats.panel_run import existing_count
 
     if args.count is not None:
         needs = {}
@@ -136,7 +138,7 @@ def _needs(args: argparse.Namespace, seq: Sequence | None, rig: Rig, filters: li
     from agent.library.keys import FrameType
     from agent.library.needs import needs as library_needs
     from agent.library.store import Library
-    from agent.sequencer.services import library_policy
+    from agent.night.services import library_policy
 
     with Library.open(data) as lib:
         found = library_needs(lib, library_policy(seq))
@@ -153,8 +155,9 @@ def _panel(args: argparse.Namespace, seq: Sequence | None, rig: Rig, filters: li
     from rich.progress import BarColumn, Progress, TaskID, TextColumn
     from rich.table import Table
 
-    from agent.sequencer.flats import ExposureLimits, directory_sink, run_panel_flats
-    from agent.sequencer.flats_store import TrainedPanelTable
+    from agent.flats.panel_run import directory_sink, run_panel_flats
+    from agent.flats.panel_search import ExposureLimits
+    from agent.flats.trained import TrainedPanelTable
 
     console = Console()
     cam_cfg = seq.camera if seq else None
@@ -222,10 +225,10 @@ def _sky(args: argparse.Namespace, seq: Sequence | None, rig: Rig, clock: Clock,
     from rich.table import Table
 
     from agent.devices.frame import Frame
-    from agent.sequencer.flats import FlatGroup, directory_sink
-    from agent.sequencer.flats_sky import SkyFlatRun, SkyShot, SunTrack, find_window
-    from agent.sequencer.flats_sky_agent import IndiSkyCamera, point_opposite_sun, setup_key, sun_azimuth
-    from agent.sequencer.twilight_model import TwilightStore
+    from agent.flats.panel_run import FlatGroup, directory_sink
+    from agent.flats.sky import SkyFlatRun, SkyShot, SunTrack, find_window
+    from agent.flats.twilight import TwilightStore
+    from agent.night.sky_flats import IndiSkyCamera, point_opposite_sun, setup_key, sun_azimuth
 
     console = Console()
     cam = rig.camera
@@ -275,14 +278,14 @@ def _sky(args: argparse.Namespace, seq: Sequence | None, rig: Rig, clock: Clock,
         return sink_dir(Frame(shot.data, header), "flat", group, round(shot.exposure, 3))
 
     def show(record: object) -> None:
-        from agent.sequencer.flats_sky import SkyFrameRecord
+        from agent.flats.sky import SkyFrameRecord
 
         assert isinstance(record, SkyFrameRecord)
         status = "ok" if record.accepted else f"rejected: {record.reason}"
         console.print(f"{record.start:%H:%M:%S} {record.filter:>5} {record.exposure:7.2f} s "
                       f"sun {record.sun_altitude:6.2f}° level {100 * record.level / 65535:5.1f} %  {status}")
 
-    from agent.sequencer.flats import FlatTarget
+    from agent.flats.target import FlatTarget
 
     target = FlatTarget(policy.adu_target, policy.adu_tolerance) if policy else FlatTarget()
     run = SkyFlatRun(IndiSkyCamera(rig, clock), clock, track, period, (start, end), target,

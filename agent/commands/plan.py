@@ -8,7 +8,7 @@ import json
 
 from agent.config import load_sequence
 from agent.errors import ConfigError
-from agent.sequencer.planner import NightPlan, default_night, plan_night
+from agent.planner import NightPlan, default_night, plan_night
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     date = _parse_date(args.date) if args.date else default_night(seq.site.zone)
     plan = plan_night(seq, date)
     if args.plot:
-        from agent.sequencer.planner_plot import plot_night
+        from agent.planner.plot import plot_night
 
         plot_night(plan, args.plot)
     if args.json:

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.sequencer.report import build_report, print_report
+    from agent.night.report import build_report, print_report
 
     report = build_report(data_dir(args.data), args.night)
     print_report(report, as_json=args.json)

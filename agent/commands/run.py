@@ -9,9 +9,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agent.sync.worker import SyncWorker
 from agent.paths import data_dir
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ def _night_date(args: argparse.Namespace) -> dt.date | None:
 
 def sim_start_for(seq: Any, night: dt.date) -> dt.datetime:
     """Start the simulated clock shortly before the first thing the night does."""
-    from agent.sequencer.planner import plan_night
+    from agent.planner import plan_night
 
     plan = plan_night(seq, night)
     dusk = plan.sky_flat_windows[0]
@@ -71,8 +74,8 @@ def _attach_night_log(root: Path, night: str) -> logging.Handler:
 
 def run(args: argparse.Namespace) -> int:
     from agent.config import load_sequence
-    from agent.sequencer.planner import default_night
-    from agent.sequencer.runner import NightRunner
+    from agent.night.runner import NightRunner
+    from agent.planner import default_night
 
     seq = load_sequence(args.sequence)
     root = data_dir(args.data)
@@ -107,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
         fast_forward = fast_forward or SIM_FAST_FORWARD
         print(f"simulated observatory on {indi}, clock from {cfg.start} UTC at ×{args.time_factor:g}")
     status_line = _StatusLine(enabled=not args.quiet and sys.stdout.isatty())
-    runner = NightRunner(seq, root, indi=indi, night=night, on_status=status_line.update)
+    runner = NightRunner(
+        seq, root, indi=indi, night=night, on_status=status_line.update, uploads=start_uploads
+    )
     handler: logging.Handler | None = None
     try:
         if fast_forward:
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             server.__exit__(None, None, None)
         if home:
             shutil.rmtree(home, ignore_errors=True)
-    from agent.sequencer.report import build_report, print_report
+    from agent.night.report import build_report, print_report
 
     print_report(build_report(root, result.night))
     if result.aborted:
@@ -157,3 +162,12 @@ class _StatusLine:
     def close(self) -> None:
         if self.enabled and self.last:
             sys.stdout.write("\n")
+
+
+def start_uploads(data: Path, url: str) -> SyncWorker:
+    """The night's uploader: the sync worker on its own thread, woken when masters are registered."""
+    from agent.sync.worker import SyncWorker
+
+    worker = SyncWorker(data, url)
+    worker.start()
+    return worker

@@ -18,11 +18,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import PyIndi
 
+from agent.devices.listener import RETIRED_LISTENERS, Listener
+from agent.devices.snapshot import BlobArrival, PropertySnapshot, copy_property
 from agent.errors import (
     DeviceMissing,
     IndiError,
@@ -34,138 +35,12 @@ from agent.errors import (
 
 log = logging.getLogger(__name__)
 
-STATE_NAMES = {PyIndi.IPS_IDLE: "Idle", PyIndi.IPS_OK: "Ok", PyIndi.IPS_BUSY: "Busy", PyIndi.IPS_ALERT: "Alert"}
-KIND_NAMES = {
-    PyIndi.INDI_NUMBER: "number",
-    PyIndi.INDI_SWITCH: "switch",
-    PyIndi.INDI_TEXT: "text",
-    PyIndi.INDI_LIGHT: "light",
-    PyIndi.INDI_BLOB: "blob",
-}
-
-
 class ExposureAborted(IndiError):
     """An exposure was aborted on request."""
 
 
 class ServerLost(IndiError):
     """The connection to the INDI server dropped while we waited."""
-
-
-@dataclass(frozen=True)
-class NumberLimits:
-    minimum: float
-    maximum: float
-    step: float
-
-
-@dataclass
-class PropertySnapshot:
-    """A copy of one INDI property vector, safe to use on any thread."""
-
-    device: str
-    name: str
-    kind: str  # number / switch / text / light / blob
-    state: str  # Idle / Ok / Busy / Alert
-    permission: str  # ro / wo / rw
-    values: dict[str, Any]
-    limits: dict[str, NumberLimits] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    version: int = 0
-
-    def on_switches(self) -> list[str]:
-        return [k for k, v in self.values.items() if v]
-
-
-@dataclass
-class BlobArrival:
-    device: str
-    prop: str
-    element: str
-    data: bytes
-    fmt: str
-    seq: int
-
-
-def _copy_property(prop: Any) -> PropertySnapshot:
-    kind = prop.getType()
-    values: dict[str, Any] = {}
-    limits: dict[str, NumberLimits] = {}
-    labels: dict[str, str] = {}
-    if kind == PyIndi.INDI_NUMBER:
-        for e in PyIndi.PropertyNumber(prop):
-            values[e.getName()] = float(e.getValue())
-            limits[e.getName()] = NumberLimits(float(e.getMin()), float(e.getMax()), float(e.getStep()))
-            labels[e.getName()] = e.getLabel()
-    elif kind == PyIndi.INDI_SWITCH:
-        for e in PyIndi.PropertySwitch(prop):
-            values[e.getName()] = e.getState() == PyIndi.ISS_ON
-            labels[e.getName()] = e.getLabel()
-    elif kind == PyIndi.INDI_TEXT:
-        for e in PyIndi.PropertyText(prop):
-            values[e.getName()] = e.getText()
-            labels[e.getName()] = e.getLabel()
-    elif kind == PyIndi.INDI_LIGHT:
-        for e in PyIndi.PropertyLight(prop):
-            values[e.getName()] = STATE_NAMES.get(e.getState(), str(e.getState()))
-    elif kind == PyIndi.INDI_BLOB:
-        for e in PyIndi.PropertyBlob(prop):
-            values[e.getName()] = None
-    perm = {PyIndi.IP_RO: "ro", PyIndi.IP_WO: "wo", PyIndi.IP_RW: "rw"}.get(prop.getPermission(), "rw")
-    return PropertySnapshot(
-        device=prop.getDeviceName(),
-        name=prop.getName(),
-        kind=KIND_NAMES.get(kind, "unknown"),
-        state=STATE_NAMES.get(prop.getState(), "Idle"),
-        permission=perm,
-        values=values,
-        limits=limits,
-        labels=labels,
-    )
-
-
-class _Listener(PyIndi.BaseClient):
-    """The libindi side: copies data out and signals; never raises."""
-
-    def __init__(self, owner: IndiClient) -> None:
-        super().__init__()
-        self._owner = owner
-
-    def _guard(self, fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except BaseException:  # noqa: BLE001 - an escaping exception would kill the process
-            log.exception("INDI callback failed")
-
-    def newDevice(self, d: Any) -> None:  # noqa: N802 - libindi's name
-        self._guard(lambda: self._owner._on_device(d.getDeviceName(), present=True))
-
-    def removeDevice(self, d: Any) -> None:  # noqa: N802
-        self._guard(lambda: self._owner._on_device(d.getDeviceName(), present=False))
-
-    def newProperty(self, p: Any) -> None:  # noqa: N802
-        self._guard(lambda: self._owner._on_property(p, defined=True))
-
-    def updateProperty(self, p: Any) -> None:  # noqa: N802
-        self._guard(lambda: self._owner._on_property(p))
-
-    def removeProperty(self, p: Any) -> None:  # noqa: N802
-        self._guard(lambda: self._owner._on_remove_property(p.getDeviceName(), p.getName()))
-
-    def newMessage(self, d: Any, message_id: int) -> None:  # noqa: N802
-        self._guard(lambda: self._owner._on_message(d.getDeviceName(), d.messageQueue(message_id)))
-
-    def serverConnected(self) -> None:  # noqa: N802
-        self._guard(lambda: self._owner._on_server(True, 0))
-
-    def serverDisconnected(self, code: int) -> None:  # noqa: N802
-        self._guard(lambda: self._owner._on_server(False, code))
-
-
-# Listeners we have disconnected are kept for the life of the process: if the last reference went
-# away inside a libindi callback, ~BaseClient would run on libindi's own thread and join itself,
-# which aborts the process ("Resource deadlock avoided"). One small object per reconnect is cheap.
-_RETIRED: list[_Listener] = []
 
 
 class IndiClient:
@@ -191,7 +66,7 @@ class IndiClient:
         self._generation = 0  # bumps on every (re)connect
         self._version = 0
         self._defined_at: dict[str, float] = {}  # device -> when it last defined a property
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
 
     @property
     def address(self) -> str:
@@ -210,7 +85,7 @@ class IndiClient:
             self._cond.notify_all()
 
     def _on_property(self, prop: Any, defined: bool = False) -> None:
-        snap = _copy_property(prop)
+        snap = copy_property(prop)
         arrivals: list[BlobArrival] = []
         if prop.getType() == PyIndi.INDI_BLOB and snap.state == "Ok":
             for e in PyIndi.PropertyBlob(prop):
@@ -265,7 +140,7 @@ class IndiClient:
         timeout = self.connect_timeout if timeout is None else timeout
         with self._send_lock:
             self._drop_listener()
-            listener = _Listener(self)
+            listener = Listener(self)
             listener.setServer(self.host, int(self.port))
             with contextlib.suppress(AttributeError):
                 listener.setConnectionTimeout(int(max(1, timeout)), 0)
@@ -284,7 +159,7 @@ class IndiClient:
         old = self._listener
         self._listener = None
         if old is not None:
-            _RETIRED.append(old)
+            RETIRED_LISTENERS.append(old)
             with contextlib.suppress(Exception):
                 old.disconnectServer()
         with self._cond:

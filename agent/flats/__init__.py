@@ -1,0 +1,1 @@
+"""Flat-field exposure control: panel brightness search, trained settings, sky flats, the learned twilight."""

@@ -1,0 +1,141 @@
+"""Everything a state's activity needs for one night, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.clock import Clock
+from agent.config import Sequence
+from agent.devices.frame import Frame
+from agent.devices.rig import Rig
+from agent.fitsfile import write_fits_atomic
+from agent.night.progress import ProgressStore, RunProgress
+from agent.planner import NightPlan
+
+log = logging.getLogger(__name__)
+
+
+class Aborted(Exception):
+    """The night was asked to stop (SIGTERM, safety); activities unwind through this."""
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_") or "x"
+
+
+@dataclass
+class NightContext:
+    seq: Sequence
+    plan: NightPlan
+    rig: Rig
+    clock: Clock
+    library: Any  # agent.library.store.Library
+    data_dir: Path
+    progress: RunProgress
+    progress_store: ProgressStore
+    abort: threading.Event = field(default_factory=threading.Event)
+    cooler_ok: bool = True
+    set_point: float | None = None
+    calibrator: Any = None  # LightCalibrator: calibrates lights off the capture thread
+    builder: Any = None  # MasterBuilder: stacks masters in a worker process
+    sync: Any = None  # SyncWorker: uploads new masters in the background
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def night(self) -> str:
+        return self.progress.night
+
+    @property
+    def night_dir(self) -> Path:
+        return self.data_dir / "frames" / self.night
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def check_abort(self) -> None:
+        if self.abort.is_set():
+            raise Aborted("stop requested")
+
+    def sleep_until(self, when: dt.datetime, step: float = 60.0) -> bool:
+        """Sleep (clock time) until `when`, waking at least every `step` s; False if aborted."""
+        while not self.abort.is_set():
+            remaining = (when - self.now()).total_seconds()
+            if remaining <= 0:
+                return True
+            if not self.clock.sleep(min(remaining, step), self.abort):
+                return False
+        return False
+
+    def note(self, kind: str, text: str) -> None:
+        level = logging.WARNING if kind == "warning" else logging.INFO
+        log.log(level, "%s", text)
+        self.progress.note(self.now(), kind, text)
+        self.progress_store.save(self.progress)
+
+    # ---- frames ------------------------------------------------------------------------------
+    def frame_path(
+        self,
+        frame_type: str,
+        exposure: float,
+        index: int,
+        filter_name: str | None = None,
+        target: str | None = None,
+    ) -> Path:
+        parts = [frame_type]
+        if target:
+            parts.append(slug(target))
+        if filter_name and frame_type in ("light", "flat"):
+            parts.append(slug(filter_name))
+        parts += [f"{exposure:g}s", f"{index:04d}"]
+        folder = self.night_dir / (slug(target) if target else frame_type)
+        return folder / ("_".join(parts) + ".fits")
+
+    def count_frames(
+        self,
+        frame_type: str,
+        exposure: float | None,
+        filter_name: str | None = None,
+        target: str | None = None,
+    ) -> int:
+        """Frames of this kind captured tonight, counted from the library (never from memory)."""
+        folder = self.night_dir / (slug(target) if target else frame_type)
+        prefix = "_".join(
+            [frame_type]
+            + ([slug(target)] if target else [])
+            + ([slug(filter_name)] if filter_name and frame_type in ("light", "flat") else [])
+        )
+        pattern = f"{prefix}_{exposure:g}s_" if exposure is not None else f"{prefix}_"
+        rows = self.library.conn.execute(
+            "SELECT COUNT(*) FROM frames WHERE path LIKE ? AND state != 'quarantined'",
+            (f"{folder.resolve()}/{pattern}%",),
+        ).fetchone()
+        return int(rows[0])
+
+    def store_frame(
+        self,
+        frame: Frame,
+        frame_type: str,
+        exposure: float,
+        filter_name: str | None = None,
+        target: str | None = None,
+    ) -> Path:
+        """Write the frame atomically, then commit its library row; return the path."""
+        index = self.count_frames(frame_type, exposure, filter_name, target) + 1
+        path = self.frame_path(frame_type, exposure, index, filter_name, target)
+        while path.exists():  # an orphan from a crash: ingest it and move on
+            self.library.ingest_file(path)
+            index += 1
+            path = self.frame_path(frame_type, exposure, index, filter_name, target)
+        if target:
+            frame.header["OBJECT"] = target
+        write_fits_atomic(path, frame.data, frame.header)
+        result = self.library.ingest_file(path)
+        if getattr(result, "status", "added") == "quarantined":
+            self.note("warning", f"{path.name} was quarantined: {result.reason}")
+        return path

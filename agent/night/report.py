@@ -1,0 +1,105 @@
+"""The morning report: what was captured, which masters were built, what is still needed, warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agent.night.progress import ProgressStore
+
+
+def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
+    from agent.library.needs import needs
+    from agent.library.store import Library
+
+    store = ProgressStore(root)
+    nights = store.nights()
+    if night is None:
+        if not nights:
+            return {"night": None, "error": "no night has run yet with this data directory"}
+        night = nights[-1]
+    progress = store.load(night)
+    night_dir = (root / "frames" / night).resolve()
+    with Library.open(root) as lib:
+        captured = {
+            row[0]: row[1]
+            for row in lib.conn.execute(
+                "SELECT frame_type, COUNT(*) FROM frames WHERE path LIKE ? GROUP BY frame_type",
+                (f"{night_dir}/%",),
+            )
+        }
+        lights = {
+            row[0]: row[1]
+            for row in lib.conn.execute(
+                "SELECT l.status, COUNT(*) FROM lights l JOIN frames f ON f.id = l.frame_id "
+                "WHERE f.path LIKE ? GROUP BY l.status",
+                (f"{night_dir}/%",),
+            )
+        }
+        tonight = {
+            int(r[0])
+            for r in lib.conn.execute(
+                "SELECT DISTINCT s.master_id FROM master_sources s JOIN frames f ON f.id = s.frame_id "
+                "WHERE f.path LIKE ?",
+                (f"{night_dir}/%",),
+            )
+        }
+        masters = []
+        for m in lib.masters():
+            if m.id in tonight:
+                entry = m.as_dict()
+                entry["describe"] = m.key.describe()
+                masters.append(entry)
+        from agent.library.keys import LibraryPolicy
+
+        remaining = [n.as_dict() for n in needs(lib, LibraryPolicy()) if n.kind in ("missing", "expired", "waiting")]
+    return {
+        "night": night,
+        "state": progress.state if progress else None,
+        "resumed": progress.resumed if progress else 0,
+        "captured": captured,
+        "lights": lights,
+        "masters_built": masters,
+        "needs": remaining,
+        "warnings": progress.warnings if progress else [],
+        "frames_dir": str(night_dir),
+        "data_dir": str(root),
+    }
+
+
+def print_report(report: dict[str, Any], as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if report.get("night") is None:
+        console.print(report.get("error", "nothing to report"))
+        return
+    console.print(f"[bold]Night of {report['night']}[/bold] — final state {report['state']}"
+                  + (f", resumed {report['resumed']}×" if report["resumed"] else ""))
+    table = Table(title="captured")
+    table.add_column("frame type")
+    table.add_column("frames", justify="right")
+    for kind, n in sorted(report["captured"].items()):
+        table.add_row(str(kind), str(n))
+    console.print(table)
+    if report["lights"]:
+        console.print("lights: " + ", ".join(f"{n} {status}" for status, n in sorted(report["lights"].items())))
+    masters = Table(title="masters")
+    for col in ("id", "type", "configuration", "frames"):
+        masters.add_column(col)
+    for m in report["masters_built"]:
+        masters.add_row(str(m.get("id")), str(m.get("frame_type")), str(m.get("describe", m.get("key", ""))),
+                        str(m.get("n_sources")))
+    console.print(masters)
+    if report["needs"]:
+        console.print(f"still needed: {len(report['needs'])}")
+        for n in report["needs"][:10]:
+            console.print(f"  - {n.get('reason')}")
+    for w in report["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    console.print(f"frames: {report['frames_dir']}")

@@ -1,0 +1,277 @@
+"""The runner loop: runs each state's activity and fires the event it returns.
+
+Activities run on one runner thread, which owns the INDI client. The main thread only waits and
+handles signals: SIGTERM/SIGINT set the abort event, every wait wakes within half a second, and the
+runner makes the hardware safe (exposure aborted, light off, cap closed, tracking off) and exits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from agent.clock import Clock, RealClock
+from agent.config import Sequence
+from agent.devices import IndiClient, ServerLost, parse_address
+from agent.devices.rig import connect_rig
+from agent.devices.sim_clock import SimClock
+from agent.errors import DeviceMissing, IndiError, ObsAgentError
+from agent.night import states
+from agent.night.context import Aborted, NightContext
+from agent.night.dispatch import due
+from agent.night.machine import DISPATCH_EVENTS, NightModel, build_machine, fire
+from agent.night.progress import ProgressStore, RunProgress
+from agent.night.states.safe import run as run_safe
+from agent.night.states.shutdown import make_safe
+from agent.planner import default_night, plan_night
+
+if TYPE_CHECKING:
+    from agent.night.services import UploadsFactory
+
+log = logging.getLogger(__name__)
+
+# Activities whose completion is remembered for the night (so a resumed night does not repeat them).
+ONCE_PER_NIGHT = {"dusk_flats", "dawn_flats", "panel_flats", "morning_calibration"}
+
+
+@dataclass
+class RunResult:
+    night: str
+    final_state: str
+    aborted: bool
+    reason: str | None = None
+
+
+def pick_clock(client: IndiClient) -> Clock:
+    """Follow the simulator's clock when a simulator publishes one, else real time."""
+    client.settle(quiet=0.3, timeout=3.0)
+    for device in client.devices():
+        if client.has(device, SimClock.PROPERTY):
+            if client.has(device, "CONNECTION"):
+                client.connect_device(device)
+            return SimClock(client, device)
+    return RealClock()
+
+
+class NightRunner:
+    def __init__(
+        self,
+        seq: Sequence,
+        data_dir: Path,
+        indi: str | None = None,
+        library: Any = None,
+        night: dt.date | None = None,
+        on_status: Any = None,
+        uploads: UploadsFactory | None = None,
+    ) -> None:
+        self.seq = seq
+        self.data_dir = data_dir
+        self.indi = indi or seq.indi.address
+        self.abort = threading.Event()
+        self.library = library
+        self.night_date = night
+        self.on_status = on_status
+        self.uploads = uploads
+        self.ctx: NightContext | None = None
+        self.result: RunResult | None = None
+        self.fast_forward: float | None = None  # simulator only: speed while nothing is due
+
+    # ---- signals ---------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        log.warning("%s: aborting the night safely", reason)
+        self.abort.set()
+        if self.ctx is not None:
+            self.ctx.rig.client.wake()
+
+    def run_in_thread(self) -> RunResult:
+        """Run on a runner thread; the calling (main) thread handles SIGTERM/SIGINT."""
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                self.run()
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+                errors.append(exc)
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.request_stop(signal.Signals(signum).name)
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        worker = threading.Thread(target=target, name="night-runner", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.2)
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+        if errors:
+            raise errors[0]
+        assert self.result is not None
+        return self.result
+
+    # ---- the night --------------------------------------------------------------------------
+    def _open(self) -> NightContext:
+        from agent.library.store import Library
+
+        host, port = parse_address(self.indi)
+        client = IndiClient(host, port)
+        client.connect()
+        names = self.seq.indi.devices
+        rig = connect_rig(
+            client,
+            camera=names.camera,
+            wheel=names.wheel,
+            panel=names.flat_panel,
+            mount=names.mount,
+            need_wheel=len(self.seq.filters) > 1,
+        )
+        clock = pick_clock(client)
+        rig.camera.time_factor = clock.time_factor
+        library = self.library or Library.open(self.data_dir)
+        from agent.library.keys import SensorKind
+
+        library.set_camera_kind(rig.camera.name, SensorKind(self.seq.camera.sensor))
+        night = self.night_date or default_night(self.seq.site.zone, clock.now())
+        plan = plan_night(self.seq, night)
+        store = ProgressStore(self.data_dir)
+        progress = store.load(night.isoformat())
+        if progress is None:
+            progress = RunProgress(night=night.isoformat(), started=clock.now().isoformat(timespec="seconds"))
+        elif progress.state != "done":
+            progress.resumed += 1
+        ctx = NightContext(
+            seq=self.seq,
+            plan=plan,
+            rig=rig,
+            clock=clock,
+            library=library,
+            data_dir=self.data_dir,
+            progress=progress,
+            progress_store=store,
+            abort=self.abort,
+        )
+        rig.camera.stop_event = self.abort
+        if self.fast_forward and isinstance(clock, SimClock):
+            ctx.status["fast_forward"] = self.fast_forward
+        from agent.night.services import attach_services
+
+        attach_services(ctx, self.uploads)
+        if progress.resumed:
+            ctx.note("info", f"resuming the night of {progress.night} (was in {progress.state})")
+        store.save(progress)
+        return ctx
+
+    def _record_state(self, state: str) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        ctx.progress.state = state
+        ctx.progress.updated = ctx.now().isoformat(timespec="seconds")
+        ctx.progress_store.save(ctx.progress)
+        ctx.status["state"] = state
+        if self.on_status:
+            self.on_status(ctx)
+
+    def run(self) -> RunResult:
+        ctx = self._open()
+        self.ctx = ctx
+        model = NightModel(is_safe=lambda: not self.abort.is_set(), on_state=self._record_state)
+        initial = "done" if ctx.progress.state == "done" else "startup"
+        build_machine(model, initial=initial)
+        reason: str | None = None
+        try:
+            while model.state != "done":
+                if self.abort.is_set():
+                    raise Aborted("stop requested")
+                event = self._step(ctx, model.state)
+                if event == "dispatch":
+                    event = DISPATCH_EVENTS[due(ctx).activity]
+                if not fire(model, event):
+                    if self.abort.is_set():
+                        raise Aborted("stop requested")
+                    raise ObsAgentError(f"the night cannot go from {model.state} on {event}")
+                if ctx.builder is not None:
+                    ctx.builder.poll()
+        except Aborted as exc:
+            reason = str(exc)
+            failures = make_safe(ctx) if ctx.rig.client.connected else ["not connected"]
+            ctx.note(
+                "warning" if failures else "info",
+                f"stopped ({reason}); hardware made safe" + (f" except: {failures}" if failures else ""),
+            )
+        finally:
+            if ctx.calibrator is not None:
+                ctx.calibrator.close()
+            if ctx.builder is not None:
+                ctx.builder.close()
+            if ctx.sync is not None:
+                ctx.sync.stop()
+            ctx.rig.client.disconnect()
+        self.result = RunResult(ctx.night, model.state, aborted=reason is not None, reason=reason)
+        return self.result
+
+    def _step(self, ctx: NightContext, state: str) -> str:
+        """Run one activity; faults become events (safe/recovered) or skips, never a crash."""
+        if state == "safe":
+            return run_safe(ctx)
+        activity = states.ACTIVITIES[state]
+        ctx.status["activity"] = state
+        try:
+            event = activity(ctx)
+        except Aborted:
+            raise
+        except ServerLost as exc:
+            if self.abort.is_set():
+                raise Aborted("stop requested") from exc
+            ctx.note("warning", f"{exc}")
+            return "make_safe"
+        except DeviceMissing as exc:
+            if self.abort.is_set():
+                raise Aborted("stop requested") from exc
+            ctx.note("warning", f"{state}: {exc}")
+            return "make_safe"
+        except IndiError as exc:
+            if self.abort.is_set():
+                raise Aborted("stop requested") from exc
+            ctx.note("warning", f"{state} skipped: {exc}")
+            self._finish(ctx, state)
+            return "dispatch"
+        except Exception as exc:  # a bug must not leave the hardware open
+            log.error("%s failed:\n%s", state, traceback.format_exc())
+            ctx.note("warning", f"{state} failed: {exc!r}")
+            return "make_safe"
+        if state in ONCE_PER_NIGHT:
+            self._finish(ctx, state)
+        return event
+
+    def _finish(self, ctx: NightContext, state: str) -> None:
+        """Remember that an activity is done (or skipped) for tonight's window so dispatch moves on."""
+        from agent.night.dispatch import active_block, active_gap, block_key, gap_key
+
+        key: str | None = state
+        if state == "gap_calibration":
+            gap = active_gap(ctx, ctx.now())
+            key = gap_key(gap) if gap else None
+        elif state == "imaging":
+            block = active_block(ctx, ctx.now())
+            key = block_key(block) if block else None
+        if key and key not in ctx.progress.finished_activities:
+            ctx.progress.finished_activities.append(key)
+            ctx.progress_store.save(ctx.progress)
+
+
+def run_night(
+    seq: Sequence, data_dir: Path, indi: str | None = None, night: dt.date | None = None
+) -> RunResult:
+    return NightRunner(seq, data_dir, indi=indi, night=night).run_in_thread()
+
+
+__all__ = ["NightRunner", "RunResult", "run_night"]

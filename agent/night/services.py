@@ -1,0 +1,298 @@
+"""The night's links to the library: its policy, tonight's planned lights, what to capture in a
+window, master builds in the worker process, and lights calibrated off the capture thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent.config import Sequence
+from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, SensorKind
+from agent.library.needs import PlannedLight, needs
+from agent.night.context import NightContext
+
+log = logging.getLogger(__name__)
+
+DARK_KINDS = (FrameType.DARK, FrameType.BIAS, FrameType.DARKFLAT)
+
+
+def library_policy(seq: Sequence) -> LibraryPolicy:
+    cal = seq.calibration
+    masters = cal.masters
+    looser: set[str] = set()
+    allow = cal.allow_looser
+    if allow.temperature_within is not None:
+        looser.add("temperature")
+    if allow.scaled_darks:
+        looser.add("exposure")
+    if allow.expired_masters:
+        looser.add("expired")
+    return LibraryPolicy(
+        min_frames={
+            FrameType.BIAS: masters.bias.min_frames,
+            FrameType.DARK: masters.dark.min_frames,
+            FrameType.DARKFLAT: masters.darkflat.min_frames,
+            FrameType.FLAT: masters.flat.min_frames,
+        },
+        max_age_days={
+            FrameType.BIAS: masters.bias.max_age_days,
+            FrameType.DARK: masters.dark.max_age_days,
+            FrameType.DARKFLAT: masters.darkflat.max_age_days,
+            FrameType.FLAT: masters.flat.max_age_days,
+        },
+        temperature_tolerance=cal.temperature_tolerance,
+        looser_matches=frozenset(looser & _known_looser()),
+    )
+
+
+def _known_looser() -> set[str]:
+    from agent.library.keys import LOOSER_FIELDS
+
+    return set(LOOSER_FIELDS)
+
+
+def light_key(ctx: NightContext, filter_name: str, exposure: float) -> ConfigKey:
+    """The configuration key tonight's lights of this filter/exposure will carry."""
+    cam = ctx.rig.camera
+    info = cam.info()
+    cfg = ctx.seq.camera
+    binning = cfg.binning
+    gain = cfg.gain if cfg.gain is not None else cam.gain()
+    offset = cfg.offset if cfg.offset is not None else cam.offset()
+    return ConfigKey(
+        frame_type=FrameType.LIGHT,
+        camera=cam.name,
+        sensor_kind=SensorKind(cfg.sensor),
+        width=info.width // binning,
+        height=info.height // binning,
+        binning=f"{binning}x{binning}",
+        gain=None if gain is None else float(gain),
+        offset=None if offset is None else float(offset),
+        readout_mode=cam.current_readout_mode() if cfg.readout_mode is None else cfg.readout_mode,
+        bit_depth=16,
+        filter=filter_name,
+        exposure_key=None,
+        temperature=ctx.set_point if ctx.set_point is not None else cfg.set_point,
+    )
+
+
+def planned_lights(ctx: NightContext) -> list[PlannedLight]:
+    seen: dict[tuple[str, float], PlannedLight] = {}
+    for block in ctx.plan.blocks:
+        if (block.filter, block.exposure) not in seen:
+            seen[(block.filter, block.exposure)] = PlannedLight(
+                light_key(ctx, block.filter, block.exposure), block.exposure
+            )
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class CaptureJob:
+    """Frames to capture with the cap closed: what, at which exposure, how many more."""
+
+    frame_type: str
+    exposure: float
+    count: int
+    reason: str
+
+
+def dark_jobs(ctx: NightContext, kinds: tuple[FrameType, ...] = DARK_KINDS) -> list[CaptureJob]:
+    """What the library says is missing for tonight's lights, in urgency order, as capture jobs."""
+    policy = library_policy(ctx.seq)
+    found = needs(ctx.library, policy, plan=planned_lights(ctx), now=ctx.now().timestamp())
+    jobs: dict[tuple[str, float], CaptureJob] = {}
+    set_point = ctx.set_point if ctx.set_point is not None else ctx.seq.camera.set_point
+    tolerance = policy.temperature_tolerance
+    for need in found:
+        kind = need.frame_type
+        key = need.key
+        if key.camera != ctx.rig.camera.name:
+            continue
+        if (
+            set_point is not None
+            and key.temperature is not None
+            and abs(key.temperature - set_point) > tolerance
+        ):
+            continue  # another night's temperature: not something we can capture tonight
+        if need.kind == "waiting" and kind is FrameType.FLAT and key.exposure_key is not None:
+            # flats wait for their dark flats: capture those at the flat exposure
+            kind, count = FrameType.DARKFLAT, policy.min_for(FrameType.DARKFLAT)
+            count -= ctx.count_frames("darkflat", key.exposure_key)
+        elif need.kind in ("missing", "expired", "accumulating", "expiring") and kind in kinds:
+            count = need.target - need.have
+        else:
+            continue
+        if kind not in kinds or count <= 0:
+            continue
+        exposure = 0.0 if kind is FrameType.BIAS else float(key.exposure_key or 0.0)
+        if kind is FrameType.DARK and key.exposure_key is None:
+            continue  # a CCD dark of "any exposure": taken with the longest light exposure below
+        ident = (kind.value, exposure)
+        if ident not in jobs:
+            jobs[ident] = CaptureJob(kind.value, exposure, count, need.reason)
+    bias_count = ctx.seq.calibration.bias.count
+    if FrameType.BIAS in kinds and bias_count > 0 and ("bias", 0.0) not in jobs and ctx.plan.blocks:
+        # The sequence asks for a bias library even where the lights' recipe does not use one (CMOS):
+        # flats fall back to it, and it tracks the sensor's offset over time.
+        from agent.library.match import choose_master
+
+        block = ctx.plan.blocks[0]
+        wanted = light_key(ctx, block.filter, block.exposure).for_type(FrameType.BIAS)
+        choice = choose_master(ctx.library, wanted, policy, now=ctx.now().timestamp())
+        if choice.master is None or choice.master.expires_at <= ctx.now().timestamp():
+            group = [g for g in ctx.library.groups(policy, FrameType.BIAS) if g.key.exact() == wanted.exact()]
+            have = max((g.count for g in group), default=0)
+            count = max(bias_count, policy.min_for(FrameType.BIAS)) - have
+            if count > 0:
+                jobs[("bias", 0.0)] = CaptureJob("bias", 0.0, count, "no current master bias")
+    if ctx.seq.camera.sensor == "ccd":
+        longest = max((b.exposure for b in ctx.plan.blocks), default=None)
+        if longest is not None and any(
+            n.frame_type is FrameType.DARK and n.kind in ("missing", "expired", "accumulating") for n in found
+        ):
+            have = ctx.library.conn.execute(
+                "SELECT COUNT(*) FROM frames WHERE frame_type = 'dark' AND state = 'accumulating' AND camera = ?",
+                (ctx.rig.camera.name,),
+            ).fetchone()[0]
+            count = policy.min_for(FrameType.DARK) - int(have)
+            if count > 0:
+                jobs.setdefault(("dark", longest), CaptureJob("dark", longest, count, "CCD dark (scalable)"))
+    return list(jobs.values())
+
+
+def flat_needs(ctx: NightContext) -> dict[str, int]:
+    """Filter -> flats still lacking for tonight's lights, as the library counts them."""
+    policy = library_policy(ctx.seq)
+    found = needs(ctx.library, policy, plan=planned_lights(ctx), now=ctx.now().timestamp())
+    wanted: dict[str, int] = {}
+    for need in found:
+        if need.frame_type is not FrameType.FLAT or need.key.filter is None:
+            continue
+        if need.kind in ("missing", "expired", "accumulating"):
+            wanted[need.key.filter] = max(wanted.get(need.key.filter, 0), need.target - need.have)
+    order = {name: i for i, name in enumerate(ctx.seq.filters)}
+    return {f: n for f, n in sorted(wanted.items(), key=lambda kv: order.get(kv[0], 99)) if n > 0}
+
+
+class LightCalibrator:
+    """Calibrates lights on a background thread so capture never waits for it."""
+
+    def __init__(self, ctx: NightContext) -> None:
+        self.ctx = ctx
+        self.policy = library_policy(ctx.seq)
+        self.queue: queue.Queue[Path | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._work, name="light-calibration", daemon=True)
+        self.thread.start()
+        self.calibrated = 0
+        self.failed = 0
+
+    def submit(self, path: Path) -> None:
+        self.queue.put(path)
+
+    def _work(self) -> None:
+        from agent.library.store import Library
+
+        lib = Library.open(self.ctx.data_dir)  # own connection: SQLite connections stay on their thread
+        try:
+            while True:
+                path = self.queue.get()
+                if path is None:
+                    return
+                try:
+                    status = calibrate_light_file(lib, path, self.policy, self.ctx.data_dir)
+                    if status == "calibrated":
+                        self.calibrated += 1
+                except Exception:  # a bad light must not stop the night
+                    self.failed += 1
+                    log.exception("calibrating %s failed", path)
+        finally:
+            lib.close()
+
+    def drain(self, timeout: float = 600.0) -> None:
+        end = time.monotonic() + timeout
+        while not self.queue.empty() and time.monotonic() < end:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=60)
+
+
+def calibrate_light_file(lib: Any, path: Path, policy: LibraryPolicy, data_dir: Path) -> str:
+    """Match masters for one light, calibrate it and record the outcome in the library."""
+    from agent.night.lightcal import calibrate_light
+
+    return calibrate_light(lib, path, policy)
+
+
+def recalibrate_pending(ctx: NightContext) -> int:
+    """Queue tonight's lights that are not calibrated yet (masters arrived later, or were replaced)."""
+    if ctx.calibrator is None:
+        return 0
+    rows = ctx.library.conn.execute(
+        "SELECT f.path FROM lights l JOIN frames f ON f.id = l.frame_id "
+        "WHERE l.status IN ('pending', 'no_masters', 'stale') AND f.path LIKE ?",
+        (f"{ctx.night_dir.resolve()}/%",),
+    ).fetchall()
+    for row in rows:
+        ctx.calibrator.submit(Path(row[0]))
+    return len(rows)
+
+
+class MasterBuilder:
+    """The library's build runner: stacking in a worker process, polled between exposures."""
+
+    def __init__(self, ctx: NightContext) -> None:
+        from agent.library.builder import BuildRunner
+
+        self.runner = BuildRunner(ctx.library, library_policy(ctx.seq))
+        self.sync: Uploads | None = None
+
+    def poll(self) -> None:
+        self.runner.maybe_sweep()
+        self.runner.poll()
+
+    def finish(self) -> None:
+        """Build everything that is ready now and wait for it (morning)."""
+        from agent.library.builder import schedule
+
+        schedule(self.runner.lib, self.runner.policy)
+        self.runner.wait()
+        if self.sync is not None:
+            self.sync.wake()
+
+    def close(self) -> None:
+        self.runner.stop()
+
+
+class Uploads(Protocol):
+    """Where new masters go upstream: the sync worker, started by whoever runs the night."""
+
+    def wake(self) -> None:
+        """New masters were registered: look at the library's outbox now."""
+
+    def stop(self) -> None: ...
+
+
+UploadsFactory = Callable[[Path, str], Uploads]
+"""(data directory, the sequence's sync URL) -> a started uploader."""
+
+
+def attach_services(ctx: NightContext, uploads: UploadsFactory | None = None) -> None:
+    ctx.builder = MasterBuilder(ctx)
+    ctx.calibrator = LightCalibrator(ctx)
+    if ctx.seq.sync is not None:
+        if uploads is None:
+            ctx.note("warning", f"sync to {ctx.seq.sync.url} not started: this run has no uploader")
+            return
+        try:
+            ctx.sync = uploads(ctx.data_dir, ctx.seq.sync.url)
+            ctx.builder.sync = ctx.sync
+        except Exception as exc:  # a bad sync target must not stop the night; it is reported
+            ctx.note("warning", f"sync to {ctx.seq.sync.url} not started: {exc}")

@@ -1,0 +1,82 @@
+"""Cap-closed calibration: darks, bias and dark flats by the library's needs, in urgency order.
+
+In a gap between targets it runs until the gap ends; in the morning it runs until nothing is
+missing, then builds the masters that are ready and calibrates the lights still waiting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agent.night.context import NightContext
+from agent.night.dispatch import active_gap, gap_key
+from agent.night.services import dark_jobs
+from agent.night.states.common import capture, close_cap_for_darks
+
+
+def _capture_jobs(ctx: NightContext, until: dt.datetime | None) -> bool:
+    """Capture what is missing; True when nothing is left, False when time ran out."""
+    if not ctx.cooler_ok and ctx.seq.camera.set_point is not None:
+        ctx.note("warning", "darks, bias and dark flats skipped: the sensor is not at its set-point")
+        return True
+    if not close_cap_for_darks(ctx):
+        ctx.note("warning", "no dust cap to close: darks need the telescope covered, so none are taken")
+        return True
+    taken: dict[tuple[str, float], int] = {}
+    first_count: dict[tuple[str, float], int] = {}
+    while True:
+        ctx.check_abort()
+        jobs = [
+            j
+            for j in dark_jobs(ctx)
+            if taken.get((j.frame_type, j.exposure), 0)
+            <= first_count.get((j.frame_type, j.exposure), j.count)
+        ]
+        if not jobs:
+            return True
+        job = jobs[0]
+        ident = (job.frame_type, job.exposure)
+        first_count.setdefault(ident, job.count)
+        if taken.get(ident, 0) >= first_count[ident]:
+            ctx.note(
+                "warning",
+                f"{job.frame_type} {job.exposure:g}s: frames taken do not count towards the "
+                "need (configuration mismatch?); moving on",
+            )
+            taken[ident] = first_count[ident] + 1
+            continue
+        taken[ident] = taken.get(ident, 0) + 1
+        ctx.status.update(
+            activity="calibration", frame_type=job.frame_type, exposure=job.exposure, remaining=job.count
+        )
+        if until is not None and (until - ctx.now()).total_seconds() < job.exposure + 5:
+            return False
+        capture(ctx, job.frame_type, job.exposure)
+        if ctx.builder is not None:
+            ctx.builder.poll()
+
+
+def run_gap(ctx: NightContext) -> str:
+    gap = active_gap(ctx, ctx.now())
+    if gap is None:
+        return "dispatch"
+    done = _capture_jobs(ctx, gap.end)
+    if done:
+        ctx.progress.finished_activities.append(gap_key(gap))
+        ctx.progress_store.save(ctx.progress)
+    return "dispatch"
+
+
+def run_morning(ctx: NightContext) -> str:
+    _capture_jobs(ctx, None)
+    if ctx.builder is not None:
+        ctx.note("info", "building the masters that are ready")
+        ctx.builder.finish()
+    if ctx.calibrator is not None:
+        from agent.night.services import recalibrate_pending
+
+        n = recalibrate_pending(ctx)
+        if n:
+            ctx.note("info", f"calibrating {n} light(s) that waited for masters")
+        ctx.calibrator.drain()
+    return "dispatch"

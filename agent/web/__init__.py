@@ -1,0 +1,1 @@
+"""The dashboard and JSON API: reads the library read-only, never drives hardware."""
