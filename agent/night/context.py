@@ -8,7 +8,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import Clock
 from agent.config import Sequence
@@ -16,6 +16,10 @@ from agent.devices.frame import Frame
 from agent.devices.rig import Rig
 from agent.fitsfile import write_fits_atomic
 from agent.night.progress import ProgressStore, RunProgress
+
+if TYPE_CHECKING:
+    from agent.library.store import Library
+    from agent.night.services import LightCalibrator, MasterBuilder, Uploads
 from agent.planner import NightPlan
 
 log = logging.getLogger(__name__)
@@ -35,16 +39,16 @@ class NightContext:
     plan: NightPlan
     rig: Rig
     clock: Clock
-    library: Any  # agent.library.store.Library
+    library: Library
     data_dir: Path
     progress: RunProgress
     progress_store: ProgressStore
     abort: threading.Event = field(default_factory=threading.Event)
     cooler_ok: bool = True
     set_point: float | None = None
-    calibrator: Any = None  # LightCalibrator: calibrates lights off the capture thread
-    builder: Any = None  # MasterBuilder: stacks masters in a worker process
-    sync: Any = None  # SyncWorker: uploads new masters in the background
+    calibrator: LightCalibrator | None = None  # calibrates lights off the capture thread
+    builder: MasterBuilder | None = None  # stacks masters in a worker process
+    sync: Uploads | None = None  # uploads new masters in the background
     status: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from agent.errors import ObsAgentError
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy
+from agent.library.store import Library
 
 log = logging.getLogger(__name__)
 
 
-def calibrated_path(lib: Any, light: Path) -> Path:
+def calibrated_path(lib: Library, light: Path) -> Path:
     """Calibrated lights mirror the frames tree under `<data>/calibrated/`."""
     light = light.resolve()
     frames = lib.frames_dir.resolve()
@@ -31,7 +31,7 @@ def calibrated_path(lib: Any, light: Path) -> Path:
 OUTPUT_PEDESTAL_ADU = 100.0
 
 
-def calibrate_light(lib: Any, path: Path, policy: LibraryPolicy, pedestal: float = OUTPUT_PEDESTAL_ADU) -> str:
+def calibrate_light(lib: Library, path: Path, policy: LibraryPolicy, pedestal: float = OUTPUT_PEDESTAL_ADU) -> str:
     """Returns the status recorded: calibrated, no_masters or failed."""
     from agent.library.match import match_light
     from agent.stacking.calibrate import CalibrationOptions, MasterSet, calibrate

@@ -33,6 +33,7 @@ from agent.night.states.shutdown import make_safe
 from agent.planner import default_night, plan_night
 
 if TYPE_CHECKING:
+    from agent.library.store import Library
     from agent.night.services import UploadsFactory
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class NightRunner:
         seq: Sequence,
         data_dir: Path,
         indi: str | None = None,
-        library: Any = None,
+        library: Library | None = None,
         night: dt.date | None = None,
         on_status: Any = None,
         uploads: UploadsFactory | None = None,

@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from agent.config import Sequence
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, SensorKind
 from agent.library.needs import PlannedLight, needs
+from agent.library.store import Library
 from agent.night.context import NightContext
 
 log = logging.getLogger(__name__)
@@ -224,7 +225,7 @@ class LightCalibrator:
         self.thread.join(timeout=60)
 
 
-def calibrate_light_file(lib: Any, path: Path, policy: LibraryPolicy, data_dir: Path) -> str:
+def calibrate_light_file(lib: Library, path: Path, policy: LibraryPolicy, data_dir: Path) -> str:
     """Match masters for one light, calibrate it and record the outcome in the library."""
     from agent.night.lightcal import calibrate_light
 
