@@ -27,7 +27,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "obsagent"
 import numpy as np  # noqa: E402
 from astropy.io import fits  # noqa: E402
 
-from agent.stacking.calibrate import CalibrationOptions, MasterSet, calibrate  # noqa: E402
+from agent.stacking.lights import CalibrationOptions, calibrate  # noqa: E402
+from agent.stacking.masterset import MasterSet  # noqa: E402
 from indi_sim.model import SimModel  # noqa: E402
 
 

@@ -16,7 +16,9 @@ import numpy as np
 from astropy.io import fits
 
 from agent.fitsfile import write_fits_atomic
-from agent.stacking.calibrate import CalibrationMaster, MasterSet, build_master
+from agent.stacking.masters import CalibrationMaster
+from agent.stacking.masterset import MasterSet
+from agent.stacking.recipes import build_master
 from indi_sim.model import Optics, SimModel
 
 WIDTH, HEIGHT = 256, 192

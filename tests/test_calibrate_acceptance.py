@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from agent.stacking.calibrate import CalibrationOptions, MasterSet, build_master, calibrate
 from agent.stacking.cosmetic import cfa_channels
+from agent.stacking.lights import CalibrationOptions, calibrate
+from agent.stacking.masterset import MasterSet
+from agent.stacking.recipes import build_master
 from tests.calibrate_fixtures import (
     CalibrationSet,
     ccd_set,

@@ -12,7 +12,7 @@ import pytest
 from astropy.io import fits
 
 from agent.cli import main
-from agent.stacking.calibrate import build_master
+from agent.stacking.recipes import build_master
 from indi_sim.model import SimModel
 from tests import sim_fixtures
 from tests.sim_fixtures import needs_indiserver

@@ -12,16 +12,13 @@ from astropy.io import fits
 
 from agent.errors import ConfigError
 from agent.stacking import cosmetic
-from agent.stacking.calibrate import (
-    CalibrationOptions,
-    MasterSet,
-    build_master,
-    calibrate,
-    load_master,
-)
 from agent.stacking.combine import combine
 from agent.stacking.darkopt import first_wavelet_layer, optimize_dark
+from agent.stacking.lights import CalibrationOptions, calibrate
+from agent.stacking.masters import load_master
+from agent.stacking.masterset import MasterSet
 from agent.stacking.quality import BitDepthMismatch, SuspectMaster
+from agent.stacking.recipes import build_master
 from indi_sim.model import SimModel
 from tests.calibrate_fixtures import ccd_set, cmos_set, light, render, sim_header, write_frames
 
@@ -224,3 +221,15 @@ def test_master_dark_from_light_leaking_darks_carries_a_warning(tmp_path: Path) 
     assert any("light-leak" in str(v) for v in master.header["HISTORY"])
     tight = [m.render("dark", exposure=10.0, cap_closed=True, sun_altitude=a) for a in np.linspace(-4.0, -9.0, 6)]
     assert not any(i.check == "light-leak" for i in build_master("dark", tight, header=hdr).issues)
+
+
+def test_calibrate_module_keeps_the_names_its_callers_import() -> None:
+    """The CLI, the night and the library import from `agent.stacking.calibrate`."""
+    from agent.stacking import calibrate as facade
+    from agent.stacking import lights, masterset, recipes
+
+    assert facade.build_master is recipes.build_master and facade.MASTER_KINDS is recipes.MASTER_KINDS
+    assert facade.calibrate is lights.calibrate and facade.CalibrationOptions is lights.CalibrationOptions
+    assert facade.CalibratedLight is lights.CalibratedLight and facade.SENSOR_KINDS is lights.SENSOR_KINDS
+    assert facade.MasterSet is masterset.MasterSet
+    assert all(hasattr(facade, name) for name in facade.__all__)

@@ -26,7 +26,7 @@ from astropy.io import fits
 from agent import __version__
 from agent.errors import ConfigError
 from agent.fitsfile import write_fits_atomic
-from agent.stacking import kernels
+from agent.stacking import kernels, rejection
 from agent.stacking.frames import FrameSource, check_consistent, source_of
 from agent.stacking.normalize import NORMALIZATIONS, Normalization, normalization_factors
 from agent.stacking.stats import SampleStats, gesd_critical_values, sample_stats
@@ -216,7 +216,7 @@ def combine(
     gain = gain0 * np.array([nm.factor for nm in norms])
     offset = off0 * np.array([nm.factor for nm in norms]) + np.array([nm.offset for nm in norms])
 
-    code = kernels.METHOD_CODES[rej]
+    code = rejection.METHOD_CODES[rej]
     pa, pb = kernels.sort_network(n)
     crit = gesd_critical_values(n, kl, kh) if rej == "gesd" else np.zeros((1, 1))
     out = np.empty((rows, cols), np.float32)
