@@ -110,3 +110,17 @@ def test_sample_stats_of_known_noise() -> None:
     assert st.location == pytest.approx(500.0, abs=0.2)
     assert st.scale == pytest.approx(7.0, rel=0.03)
     assert st.noise == pytest.approx(7.0, rel=0.03)
+
+
+def test_band_kernels_are_recompiled_when_the_rejection_code_changes() -> None:
+    """numba's cache checks only kernels.py; the digest ties it to rejection.py's source."""
+    import hashlib
+    from pathlib import Path
+
+    from agent.stacking import kernels, rejection
+
+    digest = hashlib.sha256(Path(rejection.__file__).read_bytes()).hexdigest()[:16]
+    assert kernels.REJECTION_DIGEST == digest, (
+        f"rejection.py changed: set REJECTION_DIGEST = {digest!r} in agent/stacking/kernels.py "
+        "so the cached band kernels are recompiled"
+    )

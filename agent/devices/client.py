@@ -331,44 +331,62 @@ class IndiClient:
             return snap.version if snap else 0
 
     def send_number(self, device: str, name: str, values: Mapping[str, float]) -> int:
+        """Send a new number vector built apart from libindi's copy of the property.
+
+        libindi applies the driver's own updates to its copy on its own thread; writing our values
+        into that copy and sending it raced with them (a countdown of CCD_EXPOSURE could replace our
+        exposure with 0.0 between our write and the send). The detached vector cannot be touched.
+        """
         with self._send_lock:
-            prop = self._live(device, name, "number")
-            known = {e.getName() for e in prop}
-            for key in values:
-                if key not in known:
-                    raise PropertyMissing(f"{device}.{name} has no element {key} (has {sorted(known)})")
-            for e in prop:
-                if e.getName() in values:
-                    e.setValue(float(values[e.getName()]))
-            base = self._baseline(device, name)
+            live = self._live(device, name, "number")
+            current = {e.getName(): float(e.getValue()) for e in live}
+            unknown = set(values) - set(current)
+            if unknown:
+                raise PropertyMissing(f"{device}.{name} has no element {sorted(unknown)[0]} (has {sorted(current)})")
+            prop = PyIndi.PropertyNumber(len(current))
+            for widget, element in zip(prop, current, strict=True):
+                widget.setName(element)
+                widget.setValue(float(values[element]) if element in values else current[element])
+            base = self._send(prop, device, name, live)
             self._listener.sendNewNumber(prop)  # type: ignore[union-attr]
             return base
 
     def send_switch(self, device: str, name: str, on: Iterable[str], exclusive: bool = True) -> int:
+        """Send a new switch vector built apart from libindi's copy (see `send_number`)."""
         on = set(on)
         with self._send_lock:
-            prop = self._live(device, name, "switch")
-            known = {e.getName() for e in prop}
-            if not on <= known:
-                raise PropertyMissing(f"{device}.{name} has no element {sorted(on - known)} (has {sorted(known)})")
-            for e in prop:
-                if e.getName() in on:
-                    e.setState(PyIndi.ISS_ON)
-                elif exclusive:
-                    e.setState(PyIndi.ISS_OFF)
-            base = self._baseline(device, name)
+            live = self._live(device, name, "switch")
+            current = {e.getName(): e.getState() == PyIndi.ISS_ON for e in live}
+            if not on <= set(current):
+                raise PropertyMissing(f"{device}.{name} has no element {sorted(on - set(current))} (has {sorted(current)})")
+            prop = PyIndi.PropertySwitch(len(current))
+            for widget, element in zip(prop, current, strict=True):
+                widget.setName(element)
+                state = element in on or (current[element] and not exclusive)
+                widget.setState(PyIndi.ISS_ON if state else PyIndi.ISS_OFF)
+            base = self._send(prop, device, name, live)
             self._listener.sendNewSwitch(prop)  # type: ignore[union-attr]
             return base
 
     def send_text(self, device: str, name: str, values: Mapping[str, str]) -> int:
+        """Send a new text vector built apart from libindi's copy (see `send_number`)."""
         with self._send_lock:
-            prop = self._live(device, name, "text")
-            for e in prop:
-                if e.getName() in values:
-                    e.setText(str(values[e.getName()]))
-            base = self._baseline(device, name)
+            live = self._live(device, name, "text")
+            current = {e.getName(): str(e.getText()) for e in live}
+            prop = PyIndi.PropertyText(len(current))
+            for widget, element in zip(prop, current, strict=True):
+                widget.setName(element)
+                widget.setText(str(values[element]) if element in values else current[element])
+            base = self._send(prop, device, name, live)
             self._listener.sendNewText(prop)  # type: ignore[union-attr]
             return base
+
+    def _send(self, prop: Any, device: str, name: str, live: Any) -> int:
+        """Name the detached vector after the live one; the version our answer must exceed."""
+        prop.setDeviceName(device)
+        prop.setName(name)
+        prop.setBaseDevice(live.getBaseDevice())
+        return self._baseline(device, name)
 
     def set_number(
         self, device: str, name: str, values: Mapping[str, float], timeout: float = 10.0, wait: bool = True

@@ -22,6 +22,11 @@ import numpy as np
 
 from agent.stacking.rejection import solve_block
 
+REJECTION_DIGEST = "e433e69f2e4ff1ef"
+"""sha256 (16 hex) of rejection.py. numba's cache checks only this file, yet the band kernels carry
+the rejection code compiled in: a test fails until this is updated after rejection.py changes, and
+updating it changes this file, which drops the stale cached kernels."""
+
 BLOCK_COLS = 128  # columns sorted together; (frames x 128) float64 stays in L1/L2
 
 

@@ -7,8 +7,8 @@ can reject values inside the sorted run, so it compacts the run instead.
 
 fastmath is off: NaN handling (dropped values) must stay exact.  The band kernels in `kernels.py`
 carry this code compiled into their numba cache, and numba checks only the file a cached function
-is defined in: after editing this file, delete the cached `kernels.stack_band_*` files (under
-NUMBA_CACHE_DIR, ~/.cache/obsagent/numba for the agent and the tests), or they run the old code.
+is defined in: after editing this file, update `kernels.REJECTION_DIGEST` (tests/test_stack_methods.py
+says to), which changes kernels.py and so drops the stale cached kernels.
 """
 
 from __future__ import annotations
