@@ -7,11 +7,14 @@ returns an exit code. User errors (`ObsAgentError`) print one line and exit 2.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from agent import __version__, commands
 from agent.errors import ObsAgentError
@@ -21,17 +24,40 @@ def command_names() -> list[str]:
     return sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
 
 
+_HELP = re.compile(r'add_parser\(\s*"(?P<name>[\w-]+)"\s*,\s*help=(?P<help>"(?:[^"\\]|\\.)*")')
+_DOCSTRING = re.compile(r'^"""`[^`]*`:\s*(?P<summary>[^\n]*?)\.?(?:"""|\n)')
+
+
+def command_summary(name: str) -> str:
+    """The one-line help of a sub-command, read from its module's source without importing it.
+
+    `obsagent --help` must list every command in a fraction of a second; importing them all would
+    import numba, astropy and PyIndi (over a second, several on a Pi).  The `help=` given to
+    `add_parser` is used, else the summary after the colon in the module's docstring.
+    """
+    source = (Path(commands.__path__[0]) / f"{name}.py").read_text(encoding="utf-8")
+    for match in _HELP.finditer(source):
+        if match.group("name") == name:
+            return str(ast.literal_eval(match.group("help")))
+    doc = _DOCSTRING.match(source)
+    return doc.group("summary") if doc else ""
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `only`, just that sub-command's module is imported (numba, PyIndi and
-    astropy are slow to import, and a command needs only its own)."""
+    astropy are slow to import, and a command needs only its own).  Without it, every command is
+    listed with its summary but none is imported: that parser serves `--help`, `--version` and
+    errors that name no command."""
     parser = argparse.ArgumentParser(prog="obsagent", description="The observatory agent at the mount.")
     parser.add_argument("--version", action="version", version=f"obsagent {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in [only] if only else command_names():
-        module = importlib.import_module(f"agent.commands.{name}")
-        module.register(sub)
+    if only:
+        importlib.import_module(f"agent.commands.{only}").register(sub)
+    else:
+        for name in command_names():
+            sub.add_parser(name, help=command_summary(name))
     return parser
 
 
