@@ -1,1 +1,1 @@
-"""The dashboard and JSON API: reads the library read-only, never drives hardware."""
+"""agent/web: the dashboard and JSON API. Reads the library read-only; never drives hardware."""
