@@ -29,7 +29,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep:
         host, port = text, "8080"
     host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(f"--listen {text!r}: write HOST:PORT, e.g. --listen 127.0.0.1:8080")
     return host, int(port)
 
