@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from agent.library.headers import FrameInfo
+from agent.library.ingest import insert_frame
 from agent.library.keys import FrameType, LibraryPolicy
 from agent.library.needs import needs
 from agent.library.store import Library
@@ -56,7 +57,7 @@ def fill(lib: Library, n: int, seed: int = 1) -> None:
                 captured_at=now - rng.uniform(0, 120 * 86400),
                 dialect="nina",
             )
-            lib._insert_frame(c, f"/archive/{i:06d}.fits", f"{i:064x}", 52_000_000, info, None)
+            insert_frame(c, f"/archive/{i:06d}.fits", f"{i:064x}", 52_000_000, info, None)
 
 
 def main() -> None:

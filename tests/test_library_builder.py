@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from library_fixtures import ekos_header, nina_header, sharpcap_header, write_series
 
-from agent.library.builder import drain, schedule, sweep
+from agent.library.builder import BuildRunner, drain, masters_of_jobs, schedule, sweep
 from agent.library.keys import FrameType, LibraryPolicy
 from agent.library.needs import needs
 from agent.library.store import Library
@@ -118,12 +118,12 @@ def test_kill_during_build_leaves_nothing_half_registered_and_sweep_finishes(
     with Library(data) as lib:
         lib.ingest_paths([tmp_path / "in"])
     marker = tmp_path / "marker"
-    hook = "register_master" if kill_point.startswith("file") else "_load_recipe"
+    hook = "register_master" if kill_point.startswith("file") else "load_recipe"
     proc = _run(
         f"""
         import time
         from pathlib import Path
-        from agent.library import builder
+        from agent.library import build_job, builder
         from agent.library.store import Library
         from test_library_builder import MIN5
 
@@ -131,7 +131,7 @@ def test_kill_during_build_leaves_nothing_half_registered_and_sweep_finishes(
             Path({str(marker)!r}).write_text("at kill point")
             time.sleep(600)
 
-        builder.{hook} = stop_here
+        setattr(build_job, {hook!r}, stop_here)
         lib = Library(Path({str(data)!r}))
         builder.schedule(lib, MIN5)
         builder.drain(lib, MIN5)
@@ -149,6 +149,7 @@ def test_kill_during_build_leaves_nothing_half_registered_and_sweep_finishes(
         assert report.jobs_recovered == 1 and len(report.jobs_done) == 1
         (master,) = lib.masters()
         assert master.n_sources == 5 and Path(master.path).is_file()
+        assert report.masters_built == [master.id]
         assert len(lib.frames(state="in_master")) == 5
         assert lib.conn.execute("SELECT state, attempts FROM jobs").fetchone()[:] == ("done", 2)
         leftovers = [p.name for p in lib.masters_dir.rglob("*") if p.is_file() and p.name.startswith(".")]
@@ -163,20 +164,21 @@ def test_kill_during_ingest_loses_no_frame_and_rerun_completes(tmp_path: Path) -
         f"""
         import time
         from pathlib import Path
+        from agent.library import ingest
         from agent.library.store import Library
 
-        real = Library._insert_frame
+        real = ingest.insert_frame
         calls = []
 
-        def insert_then_stop(self, *args, **kwargs):
+        def insert_then_stop(*args, **kwargs):
             calls.append(1)
-            row = real(self, *args, **kwargs)
+            row = real(*args, **kwargs)
             if len(calls) == 5:  # inside the fifth frame's transaction, before its commit
                 Path({str(marker)!r}).write_text("at kill point")
                 time.sleep(600)
             return row
 
-        Library._insert_frame = insert_then_stop
+        ingest.insert_frame = insert_then_stop
         Library(Path({str(data)!r})).ingest_paths([{str(tmp_path / "in")!r}])
         """,
         tmp_path,
@@ -235,3 +237,23 @@ def test_failed_build_is_recorded_and_not_retried_until_asked(tmp_path: Path) ->
         new, waiting = schedule(lib, MIN5)
         assert new == [] and "failed" in waiting[0].reason
         assert json.loads(json.dumps(waiting[0].key.as_dict()))["frame_type"] == "dark"
+
+
+def test_runner_and_drain_tell_which_masters_were_registered(tmp_path: Path) -> None:
+    """The library queues nothing for upload itself: callers learn the new masters and do."""
+    write_series(tmp_path / "darks", "dark", [nina_header("dark", 30) for _ in range(5)])
+    write_series(tmp_path / "biases", "bias", [nina_header("bias", 0.0) for _ in range(5)])
+    with Library(tmp_path / "data") as lib:
+        lib.ingest_paths([tmp_path / "darks"])
+        runner = BuildRunner(lib, MIN5)
+        assert runner.new_masters() == []
+        schedule(lib, MIN5)
+        runner.wait()  # built in the worker process, read back from the database
+        (dark,) = lib.masters()
+        assert runner.new_masters() == [dark.id]
+        assert runner.new_masters() == []  # each master is told once
+        lib.ingest_paths([tmp_path / "biases"])
+        jobs = drain(lib, MIN5)  # built here, outside the runner
+        built = masters_of_jobs(lib, jobs)
+        assert built == [m.id for m in lib.masters(frame_type=FrameType.BIAS)] and len(built) == 1
+        assert runner.new_masters() == built

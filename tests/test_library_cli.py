@@ -46,6 +46,20 @@ def test_ingest_status_frames_needs_and_camera_kind(
     assert [row["status"] for row in lights] == ["pending", "pending"]
 
 
+def test_ingest_queues_the_masters_it_builds_for_upload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_series(tmp_path / "in", "dark", [nina_header("dark", 30) for _ in range(5)])
+    data = str(tmp_path / "data")
+    out = _json(capsys, "ingest", str(tmp_path / "in"), "--data", data, "--min-frames", "dark=5")
+    built = out["sweep"]["masters_built"]
+    assert len(built) == 1
+    with Library(Path(data)) as lib:
+        queued = [int(r[0]) for r in lib.conn.execute("SELECT master_id FROM sync_outbox")]
+    assert queued == built
+    assert _json(capsys, "status", "--data", data)["sync"]["queued"] == 1
+
+
 def test_bad_policy_option_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["library", "needs", "--data", str(tmp_path), "--min-frames", "dark"]) == 2
     assert "TYPE=VALUE" in capsys.readouterr().err

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import ConfigError
 from agent.library.keys import CALIBRATION_TYPES, LOOSER_FIELDS, FrameType, LibraryPolicy, SensorKind
 from agent.library.store import Library
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agent.library.sweep import SweepReport
+
+log = logging.getLogger(__name__)
 
 _TYPES = [t.value for t in FrameType]
 
@@ -166,13 +174,26 @@ def _num(v: object) -> str:
     return str(v)
 
 
-def _console() -> Any:
+def _console() -> Console:
     from rich.console import Console
 
     return Console()
 
 
-def _print_sweep(report: Any) -> None:
+def _queue_for_upload(lib: Library, master_ids: list[int]) -> None:
+    """Queue the masters a sweep built for upload at once (the sync sweep would find them
+    later anyway); the library itself knows nothing of sync."""
+    for master_id in master_ids:
+        try:
+            from agent.sync.manifest import library_manifest
+            from agent.sync.outbox import enqueue_master
+
+            enqueue_master(lib.conn, lib.master(master_id).path, library_manifest(lib.conn, master_id))
+        except Exception as exc:  # the master is registered; the sync sweep queues it if this fails
+            log.warning("master #%d not queued for upload yet (%s); the sync sweep will queue it", master_id, exc)
+
+
+def _print_sweep(report: SweepReport) -> None:
     console = _console()
     if report.orphans_ingested:
         console.print(f"ingested {report.orphans_ingested} frames written before a crash")
@@ -192,8 +213,8 @@ def _print_sweep(report: Any) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from agent.library.builder import sweep
-    from agent.library.store import iter_fits
+    from agent.library.ingest import iter_fits
+    from agent.library.sweep import sweep
 
     policy = policy_from(args)
     frame_type = FrameType(args.type) if args.type else None
@@ -211,6 +232,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 results.append(lib.ingest_file(f, frame_type=frame_type))
                 bar.advance(task)
         report = sweep(lib, policy, build=not args.no_build)
+        _queue_for_upload(lib, report.masters_built)
         counts: dict[str, int] = {}
         for r in results:
             counts[r.status] = counts.get(r.status, 0) + 1
@@ -238,13 +260,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from agent.library.builder import retry_failed, sweep
+    from agent.library.recovery import retry_failed
+    from agent.library.sweep import sweep
 
     policy = policy_from(args)
     with _open(args) as lib:
         if args.retry_failed:
             retry_failed(lib)
         report = sweep(lib, policy, build=not args.no_build)
+        _queue_for_upload(lib, report.masters_built)
         if args.json:
             _emit(report.as_dict())
         else:

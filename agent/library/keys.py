@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -154,7 +155,8 @@ class ConfigKey:
         return out
 
     @classmethod
-    def from_row(cls, row: Any, temperature: float | None = None) -> ConfigKey:
+    def from_row(cls, row: sqlite3.Row | Mapping[str, Any], temperature: float | None = None) -> ConfigKey:
+        """The key of a frames or masters row, or of the `key` a build job recorded."""
         def opt_float(name: str) -> float | None:
             v = row[name]
             return None if v is None else float(v)

@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from agent.library.database import LibraryError
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, SensorKind
-from agent.library.store import Library, MasterRecord
+from agent.library.master_records import MasterRecord
+from agent.library.store import Library
 
 # Relaxations tried in this order when nothing matches exactly (each only if allowed).
 _RELAX_ORDER = ("temperature", "exposure", "offset", "readout_mode", "gain")
@@ -268,8 +270,6 @@ def light_key(lib: Library, frame_id: int) -> tuple[ConfigKey, float]:
     """The key and exposure of a recorded light."""
     row = lib.conn.execute("SELECT * FROM frames WHERE id = ?", (frame_id,)).fetchone()
     if row is None or row["frame_type"] != FrameType.LIGHT.value:
-        from agent.library.store import LibraryError
-
         raise LibraryError(f"frame #{frame_id} is not a light; list lights with `obsagent library lights`")
     return ConfigKey.from_row(row, temperature=row["temperature"]), float(row["exposure"])
 

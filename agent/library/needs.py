@@ -8,14 +8,17 @@ with tens of thousands of frames; Python only walks the distinct configurations.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.library.builder import plan as plan_builds
+from agent.library.build_plan import plan as plan_builds
+from agent.library.grouping import Group, cluster_temperatures
 from agent.library.keys import KEY_COLUMNS, ConfigKey, FrameType, LibraryPolicy, SensorKind
+from agent.library.master_records import MasterRecord
 from agent.library.match import choose_master, required_kinds
-from agent.library.store import Group, Library, MasterRecord, cluster_temperatures
+from agent.library.store import Library
 
 DAY = 86400.0
 
@@ -70,12 +73,12 @@ def recent_lights(lib: Library, policy: LibraryPolicy, since: float) -> list[tup
         f"FROM frames WHERE frame_type = 'light' AND captured_at >= ? GROUP BY {cols}, e, t",
         (since,),
     ).fetchall()
-    by_key: dict[tuple[object, ...], list[object]] = {}
+    by_key: dict[tuple[object, ...], list[sqlite3.Row]] = {}
     for r in rows:
         by_key.setdefault((*tuple(r[c] for c in KEY_COLUMNS), r["e"]), []).append(r)
     out = []
     for group_rows in by_key.values():
-        for cluster in cluster_temperatures(group_rows, policy.temperature_tolerance):  # type: ignore[arg-type]
+        for cluster in cluster_temperatures(group_rows, policy.temperature_tolerance):
             first = cluster[0]
             out.append(
                 (

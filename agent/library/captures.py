@@ -1,0 +1,73 @@
+"""The names the night gives its own captures, and how many of them the library holds.
+
+A night's frames live in `frames/<night>/<target, else frame type>/` and are named
+`<type>[_<target>][_<filter>]_<exposure>s_<index>.fits` (the filter only for lights and
+flats). Counting them from the library's rows, never from memory, lets a resumed night
+capture exactly what is still missing.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+FILTERED_TYPES = ("light", "flat")
+
+
+def slug(text: str) -> str:
+    """A target or filter name made safe for a file name."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_") or "x"
+
+
+def capture_folder(night_dir: Path, frame_type: str, target: str | None = None) -> Path:
+    return night_dir / (slug(target) if target else str(frame_type))
+
+
+def capture_prefix(frame_type: str, filter_name: str | None = None, target: str | None = None) -> str:
+    """`<type>[_<target>][_<filter>]`: the part of the name shared by every exposure."""
+    kind = str(frame_type)
+    parts = [kind]
+    if target:
+        parts.append(slug(target))
+    if filter_name and kind in FILTERED_TYPES:
+        parts.append(slug(filter_name))
+    return "_".join(parts)
+
+
+def capture_path(
+    night_dir: Path,
+    frame_type: str,
+    exposure: float,
+    index: int,
+    filter_name: str | None = None,
+    target: str | None = None,
+) -> Path:
+    """Where the night stores its `index`-th frame of this kind (1-based)."""
+    name = f"{capture_prefix(frame_type, filter_name, target)}_{exposure:g}s_{index:04d}.fits"
+    return capture_folder(night_dir, frame_type, target) / name
+
+
+def count_captured(
+    conn: sqlite3.Connection,
+    night_dir: Path,
+    frame_type: str,
+    exposure: float | None,
+    filter_name: str | None = None,
+    target: str | None = None,
+) -> int:
+    """Frames of this kind recorded under `night_dir` (quarantined ones do not count).
+
+    Matched on the path with SQL LIKE, as the night always counted: without an exposure every
+    exposure (and, with no filter either, every filter) counts; with an exposure but no filter
+    only frames named without a filter count. LIKE ignores ASCII case and reads `_` as any one
+    character.
+    """
+    folder = capture_folder(night_dir, frame_type, target)
+    prefix = capture_prefix(frame_type, filter_name, target)
+    pattern = f"{prefix}_{exposure:g}s_" if exposure is not None else f"{prefix}_"
+    row = conn.execute(
+        "SELECT COUNT(*) FROM frames WHERE path LIKE ? AND state != 'quarantined'",
+        (f"{folder.resolve()}/{pattern}%",),
+    ).fetchone()
+    return int(row[0])

@@ -1,0 +1,158 @@
+"""Recording FITS files: key each one from its header, or quarantine it with the reason.
+
+A file is always on disk before its row is committed; ingesting is idempotent (same path, same
+bytes: unchanged), so a re-run after a crash, or a sweep over `frames/`, simply finishes the job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.library.database import Database, LibraryError
+from agent.library.headers import FrameInfo, UnreadableFrame, read_frame_info
+from agent.library.keys import FrameType
+from agent.library.sensor_kinds import ensure_camera
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    path: str
+    status: str  # added | unchanged | updated | duplicate | quarantined | missing
+    frame_id: int | None = None
+    reason: str | None = None
+
+
+def file_checksum(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def ingest_file(
+    db: Database, path: str | os.PathLike[str], *, frame_type: FrameType | None = None
+) -> IngestResult:
+    """Record one file. Idempotent: the same path with the same bytes is left alone; a
+    file the library cannot key is quarantined with the reason, never raised."""
+    p = Path(path).resolve()
+    key = str(p)
+    if not p.is_file():
+        return IngestResult(key, "missing", reason="no such file")
+    checksum = file_checksum(p)
+    size = p.stat().st_size
+    conn = db.conn
+    existing = conn.execute("SELECT id, checksum, state FROM frames WHERE path = ?", (key,)).fetchone()
+    if existing is not None and existing["checksum"] == checksum and existing["state"] != "quarantined":
+        return IngestResult(key, "unchanged", int(existing["id"]))
+    if existing is not None and existing["state"] in ("in_master",):
+        return IngestResult(key, "unchanged", int(existing["id"]), reason="file changed after it went into a master")
+    duplicate = conn.execute(
+        "SELECT id, path FROM frames WHERE checksum = ? AND path != ? AND state != 'quarantined'",
+        (checksum, key),
+    ).fetchone()
+    if duplicate is not None:
+        return IngestResult(key, "duplicate", int(duplicate["id"]), reason=f"same bytes as {duplicate['path']}")
+    try:
+        info: FrameInfo | None = read_frame_info(p, frame_type=frame_type)
+        reason = None
+    except UnreadableFrame as exc:
+        info, reason = None, str(exc)
+    with db.transaction() as c:
+        if existing is not None:
+            c.execute("DELETE FROM lights WHERE frame_id = ?", (existing["id"],))
+            c.execute("DELETE FROM frames WHERE id = ?", (existing["id"],))
+        frame_id = insert_frame(c, key, checksum, size, info, reason)
+    if info is None:
+        return IngestResult(key, "quarantined", frame_id, reason)
+    return IngestResult(key, "updated" if existing is not None else "added", frame_id)
+
+
+def insert_frame(
+    c: sqlite3.Connection,
+    path: str,
+    checksum: str,
+    size: int,
+    info: FrameInfo | None,
+    reason: str | None,
+) -> int:
+    """Inside an open transaction: the frame's row (and a pending light row for a light)."""
+    now = time.time()
+    if info is None:
+        cur = c.execute(
+            "INSERT INTO frames (path, checksum, size_bytes, ingested_at, state, reason) "
+            "VALUES (?, ?, ?, ?, 'quarantined', ?)",
+            (path, checksum, size, now, reason),
+        )
+        return int(cur.lastrowid or 0)
+    kind = ensure_camera(c, info.camera)
+    state = "light" if info.frame_type is FrameType.LIGHT else "accumulating"
+    cur = c.execute(
+        "INSERT INTO frames (path, checksum, size_bytes, frame_type, camera, sensor_kind, width, height, "
+        "binning, gain, offset, readout_mode, bit_depth, filter, exposure_key, exposure, set_temp, "
+        "ccd_temp, temperature, captured_at, ingested_at, dialect, quality_flags, state) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            path,
+            checksum,
+            size,
+            info.frame_type.value,
+            info.camera,
+            kind.value,
+            info.width,
+            info.height,
+            info.binning,
+            info.gain,
+            info.offset,
+            info.readout_mode,
+            info.bit_depth,
+            info.filter,
+            info.exposure_key,
+            info.exposure,
+            info.set_temp,
+            info.ccd_temp,
+            info.temperature,
+            info.captured_at,
+            now,
+            info.dialect,
+            json.dumps(list(info.notes)),
+            state,
+        ),
+    )
+    frame_id = int(cur.lastrowid or 0)
+    if state == "light":
+        c.execute("INSERT INTO lights (frame_id, status, updated_at) VALUES (?, 'pending', ?)", (frame_id, now))
+    return frame_id
+
+
+def find_orphans(conn: sqlite3.Connection, frames_dir: Path) -> list[Path]:
+    """Frames our capture wrote whose row was never committed (crash between the two)."""
+    if not frames_dir.exists():
+        return []
+    known = {r[0] for r in conn.execute("SELECT path FROM frames WHERE path LIKE ?", (f"{frames_dir}%",))}
+    return [p for p in iter_fits([frames_dir]) if str(p.resolve()) not in known]
+
+
+def iter_fits(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Path]:
+    """FITS files named or found under the given folders, in a stable order; hidden and
+    partial (`.part`) files are skipped."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for sub in sorted(p.rglob("*")):
+                if sub.is_file() and _is_fits_name(sub.name):
+                    yield sub
+        elif p.exists():
+            yield p
+        else:
+            raise LibraryError(f"{p}: no such file or folder; check the path")
+
+
+def _is_fits_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(FITS_SUFFIXES)
