@@ -179,7 +179,7 @@ def serve(root: Path, token: str | None = TOKEN) -> Iterator[LiveServer]:
     from agent.web.security import WebSettings
 
     port = free_port()
-    app = create_app(WebSettings(data_dir=root, host="127.0.0.1", port=port, token=token))
+    app = create_app(WebSettings(data_dir=root, host="127.0.0.1", port=port, token=token, policy=MIN5))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
