@@ -81,6 +81,8 @@ class SyncLibrary:
         from agent.fitsfile import write_fits_atomic
         from agent.library import builder
         from agent.library.keys import FrameType, LibraryPolicy
+        from agent.sync.manifest import library_manifest
+        from agent.sync.outbox import enqueue_master
         from tests.library_fixtures import nina_header
 
         self.batches += 1
@@ -100,6 +102,8 @@ class SyncLibrary:
         for job in jobs:
             master_id = builder.run_job(self.lib, job, recipe="tests.sync_fixtures:mean_recipe")
             assert master_id is not None, self.lib.conn.execute("SELECT reason FROM jobs WHERE id = ?", (job,)).fetchone()[0]
+            # as the library's callers do: queue each master as soon as it is registered
+            enqueue_master(self.lib.conn, self.lib.master(master_id).path, library_manifest(self.lib.conn, master_id))
             made.append(master_id)
         self.master_ids += made
         return made

@@ -183,14 +183,10 @@ def _console() -> Console:
 def _queue_for_upload(lib: Library, master_ids: list[int]) -> None:
     """Queue the masters a sweep built for upload at once (the sync sweep would find them
     later anyway); the library itself knows nothing of sync."""
-    for master_id in master_ids:
-        try:
-            from agent.sync.manifest import library_manifest
-            from agent.sync.outbox import enqueue_master
+    if master_ids:
+        from agent.sync.outbox import queue_library_masters
 
-            enqueue_master(lib.conn, lib.master(master_id).path, library_manifest(lib.conn, master_id))
-        except Exception as exc:  # the master is registered; the sync sweep queues it if this fails
-            log.warning("master #%d not queued for upload yet (%s); the sync sweep will queue it", master_id, exc)
+        queue_library_masters(lib.conn, master_ids)
 
 
 def _print_sweep(report: SweepReport) -> None:

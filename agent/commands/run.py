@@ -165,7 +165,7 @@ class _StatusLine:
 
 
 def start_uploads(data: Path, url: str) -> SyncWorker:
-    """The night's uploader: the sync worker on its own thread, woken when masters are registered."""
+    """The night's uploader: the sync worker on its own thread; the night hands it new masters."""
     from agent.sync.worker import SyncWorker
 
     worker = SyncWorker(data, url)

@@ -6,16 +6,23 @@ import contextlib
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
 
-from agent.devices.client import ExposureAborted, IndiClient, PropertySnapshot
+from agent.devices.client import ExposureAborted, IndiClient, PropertySnapshot, ServerLost
 from agent.devices.frame import FRAME_TYPES, IMAGETYP, Frame, decode_fits_blob
-from agent.errors import ExposureFailed, IndiError, IndiTimeout, PropertyMissing
+from agent.errors import CorruptFile, DeviceMissing, ExposureFailed, IndiError, IndiTimeout, PropertyMissing
 
 log = logging.getLogger(__name__)
+
+FRAME_RETRIES = 3
+"""Corrupt, truncated or lost images in a row before `expose()` gives up."""
+
+FaultHook = Callable[[str, Exception], None]
+"""(cause, error) for every frame that had to be taken again; it may raise to stop retrying."""
 
 INDI_FRAME_TYPE = {
     "light": "FRAME_LIGHT",
@@ -52,6 +59,8 @@ class Camera:
         self.readout_mode: str | None = None
         self._abort = threading.Event()
         self.stop_event: threading.Event | None = None  # the night's abort, so a stop ends an exposure at once
+        self.frame_retries = FRAME_RETRIES
+        self.on_fault: FaultHook | None = None  # the night counts frame faults per cause
 
     # ---- set-up ------------------------------------------------------------------------------
     def connect(self, timeout: float = 15.0) -> None:
@@ -223,9 +232,36 @@ class Camera:
         timeout: float | None = None,
         extra_header: dict[str, object] | None = None,
     ) -> Frame:
-        """Expose and return the frame; aborts and raises `ExposureFailed` if no image arrives in time."""
+        """Expose and return the frame.
+
+        A corrupt or truncated image, or one that never arrives (the exposure is then aborted), costs
+        that frame only: it is taken again, up to `frame_retries` times in a row, and each retry is
+        told to `on_fault`. A lost server or device is not retried here: it is the rig's problem.
+        """
         if exposure < 0:
             raise ExposureFailed(f"exposure must be ≥ 0 s (got {exposure}); fix the exposure")
+        failures = 0
+        while True:
+            try:
+                return self._expose_once(exposure, frame_type, filter_name, timeout, extra_header)
+            except (CorruptFile, ExposureFailed) as exc:
+                if self._abort.is_set() or (self.stop_event is not None and self.stop_event.is_set()):
+                    raise
+                failures += 1
+                if self.on_fault is not None:
+                    self.on_fault("corrupt frame" if isinstance(exc, CorruptFile) else "exposure failed", exc)
+                if failures > self.frame_retries:
+                    raise ExposureFailed(f"{self.name}: {failures} frames in a row failed, the last: {exc}") from exc
+                log.warning("%s; taking the frame again (%d of %d)", exc, failures, self.frame_retries)
+
+    def _expose_once(
+        self,
+        exposure: float,
+        frame_type: str,
+        filter_name: str | None,
+        timeout: float | None,
+        extra_header: dict[str, object] | None,
+    ) -> Frame:
         self.set_frame_type(frame_type)
         limits = self._need("CCD_EXPOSURE").limits.get("CCD_EXPOSURE_VALUE")
         if limits is not None and limits.maximum > limits.minimum:
@@ -253,6 +289,8 @@ class Camera:
                 f"{self.name}: no image within {limit:.0f} s of a {exposure:g} s exposure; exposure aborted — "
                 "check the camera connection and driver"
             ) from None
+        except (ServerLost, DeviceMissing):
+            raise
         except IndiError as exc:
             raise ExposureFailed(f"{self.name}: exposure failed: {exc}") from exc
         data, header = decode_fits_blob(arrival.data, self.name)

@@ -71,3 +71,48 @@ def count_captured(
         (f"{folder.resolve()}/{pattern}%",),
     ).fetchone()
     return int(row[0])
+
+
+def _under(folder: Path) -> str:
+    return f"{folder.resolve()}/%"
+
+
+def known_paths(conn: sqlite3.Connection, folder: Path) -> set[str]:
+    """Paths of the rows recorded under `folder` (to find files a crash left without a row)."""
+    return {str(r[0]) for r in conn.execute("SELECT path FROM frames WHERE path LIKE ?", (_under(folder),))}
+
+
+def lights_to_calibrate(conn: sqlite3.Connection, folder: Path) -> list[Path]:
+    """Lights under `folder` not calibrated yet: pending, waiting for masters, or calibrated by a stale one."""
+    rows = conn.execute(
+        "SELECT f.path FROM lights l JOIN frames f ON f.id = l.frame_id "
+        "WHERE l.status IN ('pending', 'no_masters', 'stale') AND f.path LIKE ? ORDER BY f.id",
+        (_under(folder),),
+    )
+    return [Path(r[0]) for r in rows]
+
+
+def night_summary(conn: sqlite3.Connection, folder: Path) -> tuple[dict[str, int], dict[str, int], set[int]]:
+    """For the morning report: frames by type, lights by status, and the masters built from
+    frames under `folder`."""
+    under = (_under(folder),)
+    captured = {
+        str(r[0]): int(r[1])
+        for r in conn.execute("SELECT frame_type, COUNT(*) FROM frames WHERE path LIKE ? GROUP BY frame_type", under)
+    }
+    lights = {
+        str(r[0]): int(r[1])
+        for r in conn.execute(
+            "SELECT l.status, COUNT(*) FROM lights l JOIN frames f ON f.id = l.frame_id "
+            "WHERE f.path LIKE ? GROUP BY l.status",
+            under,
+        )
+    }
+    masters = {
+        int(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT s.master_id FROM master_sources s JOIN frames f ON f.id = s.frame_id WHERE f.path LIKE ?",
+            under,
+        )
+    }
+    return captured, lights, masters

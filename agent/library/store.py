@@ -151,6 +151,33 @@ class Library:
         `night_dir` (see `captures.count_captured`); quarantined files do not count."""
         return captures.count_captured(self.conn, night_dir, frame_type, exposure, filter_name, target)
 
+    def known_paths(self, folder: Path) -> set[str]:
+        """Paths the library has rows for under `folder`."""
+        return captures.known_paths(self.conn, folder)
+
+    def lights_to_calibrate(self, folder: Path) -> list[Path]:
+        """Lights under `folder` still to calibrate (pending, no masters yet, or a stale master)."""
+        return captures.lights_to_calibrate(self.conn, folder)
+
+    def night_summary(self, folder: Path) -> tuple[dict[str, int], dict[str, int], set[int]]:
+        """Frames by type, lights by status and the ids of masters built from frames under `folder`."""
+        return captures.night_summary(self.conn, folder)
+
+    def light_frame(self, path: str | os.PathLike[str]) -> sqlite3.Row | None:
+        """The frame row of a light recorded at `path`, or None."""
+        row: sqlite3.Row | None = self.conn.execute(
+            "SELECT * FROM frames WHERE path = ? AND frame_type = 'light'", (str(Path(path).resolve()),)
+        ).fetchone()
+        return row
+
+    def count_accumulating(self, frame_type: FrameType, camera: str) -> int:
+        """Frames of this type from this camera still waiting to go into a master."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM frames WHERE frame_type = ? AND state = 'accumulating' AND camera = ?",
+            (frame_type.value, camera),
+        ).fetchone()
+        return int(row[0])
+
     # groups --------------------------------------------------------------------------------
 
     def groups(self, policy: LibraryPolicy, frame_type: FrameType | None = None) -> list[Group]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from agent.config import Sequence
 from agent.devices.frame import Frame
 from agent.devices.rig import Rig
 from agent.fitsfile import write_fits_atomic
+from agent.library.captures import capture_path
 from agent.night.progress import ProgressStore, RunProgress
 
 if TYPE_CHECKING:
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 
 class Aborted(Exception):
     """The night was asked to stop (SIGTERM, safety); activities unwind through this."""
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_") or "x"
 
 
 @dataclass
@@ -91,14 +87,7 @@ class NightContext:
         filter_name: str | None = None,
         target: str | None = None,
     ) -> Path:
-        parts = [frame_type]
-        if target:
-            parts.append(slug(target))
-        if filter_name and frame_type in ("light", "flat"):
-            parts.append(slug(filter_name))
-        parts += [f"{exposure:g}s", f"{index:04d}"]
-        folder = self.night_dir / (slug(target) if target else frame_type)
-        return folder / ("_".join(parts) + ".fits")
+        return capture_path(self.night_dir, frame_type, exposure, index, filter_name, target)
 
     def count_frames(
         self,
@@ -107,19 +96,8 @@ class NightContext:
         filter_name: str | None = None,
         target: str | None = None,
     ) -> int:
-        """Frames of this kind captured tonight, counted from the library (never from memory)."""
-        folder = self.night_dir / (slug(target) if target else frame_type)
-        prefix = "_".join(
-            [frame_type]
-            + ([slug(target)] if target else [])
-            + ([slug(filter_name)] if filter_name and frame_type in ("light", "flat") else [])
-        )
-        pattern = f"{prefix}_{exposure:g}s_" if exposure is not None else f"{prefix}_"
-        rows = self.library.conn.execute(
-            "SELECT COUNT(*) FROM frames WHERE path LIKE ? AND state != 'quarantined'",
-            (f"{folder.resolve()}/{pattern}%",),
-        ).fetchone()
-        return int(rows[0])
+        """Frames of this kind captured tonight, counted by the library (never from memory)."""
+        return self.library.count_captured(self.night_dir, frame_type, exposure, filter_name, target)
 
     def store_frame(
         self,

@@ -36,9 +36,7 @@ def calibrate_light(lib: Library, path: Path, policy: LibraryPolicy, pedestal: f
     from agent.library.match import match_light
     from agent.stacking.calibrate import CalibrationOptions, MasterSet, calibrate
 
-    row = lib.conn.execute(
-        "SELECT * FROM frames WHERE path = ? AND frame_type = 'light'", (str(Path(path).resolve()),)
-    ).fetchone()
+    row = lib.light_frame(path)
     if row is None:
         raise ObsAgentError(f"{path} is not a light in the library; ingest it first")
     frame_id = int(row["id"])

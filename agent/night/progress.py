@@ -26,6 +26,12 @@ class RunProgress:
     finished_activities: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    faults: dict[str, int] = field(default_factory=dict)  # cause -> how many times tonight
+
+    def record_fault(self, cause: str) -> int:
+        """Count one fault of this cause; returns tonight's count so far."""
+        self.faults[cause] = self.faults.get(cause, 0) + 1
+        return self.faults[cause]
 
     def note(self, when: dt.datetime, kind: str, text: str) -> None:
         self.events.append({"time": when.isoformat(timespec="seconds"), "kind": kind, "text": text})

@@ -22,29 +22,7 @@ def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
     progress = store.load(night)
     night_dir = (root / "frames" / night).resolve()
     with Library.open(root) as lib:
-        captured = {
-            row[0]: row[1]
-            for row in lib.conn.execute(
-                "SELECT frame_type, COUNT(*) FROM frames WHERE path LIKE ? GROUP BY frame_type",
-                (f"{night_dir}/%",),
-            )
-        }
-        lights = {
-            row[0]: row[1]
-            for row in lib.conn.execute(
-                "SELECT l.status, COUNT(*) FROM lights l JOIN frames f ON f.id = l.frame_id "
-                "WHERE f.path LIKE ? GROUP BY l.status",
-                (f"{night_dir}/%",),
-            )
-        }
-        tonight = {
-            int(r[0])
-            for r in lib.conn.execute(
-                "SELECT DISTINCT s.master_id FROM master_sources s JOIN frames f ON f.id = s.frame_id "
-                "WHERE f.path LIKE ?",
-                (f"{night_dir}/%",),
-            )
-        }
+        captured, lights, tonight = lib.night_summary(night_dir)
         masters = []
         for m in lib.masters():
             if m.id in tonight:
@@ -63,6 +41,7 @@ def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
         "masters_built": masters,
         "needs": remaining,
         "warnings": progress.warnings if progress else [],
+        "faults": dict(progress.faults) if progress else {},
         "frames_dir": str(night_dir),
         "data_dir": str(root),
     }
@@ -100,6 +79,8 @@ def print_report(report: dict[str, Any], as_json: bool = False) -> None:
         console.print(f"still needed: {len(report['needs'])}")
         for n in report["needs"][:10]:
             console.print(f"  - {n.get('reason')}")
+    if report.get("faults"):
+        console.print("faults: " + ", ".join(f"{n} {cause}" for cause, n in sorted(report["faults"].items())))
     for w in report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {w}")
     console.print(f"frames: {report['frames_dir']}")

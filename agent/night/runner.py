@@ -28,6 +28,7 @@ from agent.night.context import Aborted, NightContext
 from agent.night.dispatch import due
 from agent.night.machine import DISPATCH_EVENTS, NightModel, build_machine, fire
 from agent.night.progress import ProgressStore, RunProgress
+from agent.night.states.common import count_frame_faults
 from agent.night.states.safe import run as run_safe
 from agent.night.states.shutdown import make_safe
 from agent.planner import default_night, plan_night
@@ -160,6 +161,7 @@ class NightRunner:
             abort=self.abort,
         )
         rig.camera.stop_event = self.abort
+        rig.camera.on_fault = count_frame_faults(ctx)
         if self.fast_forward and isinstance(clock, SimClock):
             ctx.status["fast_forward"] = self.fast_forward
         from agent.night.services import attach_services
@@ -232,21 +234,25 @@ class NightRunner:
         except ServerLost as exc:
             if self.abort.is_set():
                 raise Aborted("stop requested") from exc
+            ctx.progress.record_fault("server lost")
             ctx.note("warning", f"{exc}")
             return "make_safe"
         except DeviceMissing as exc:
             if self.abort.is_set():
                 raise Aborted("stop requested") from exc
+            ctx.progress.record_fault("device missing")
             ctx.note("warning", f"{state}: {exc}")
             return "make_safe"
         except IndiError as exc:
             if self.abort.is_set():
                 raise Aborted("stop requested") from exc
+            ctx.progress.record_fault(f"{state} skipped")
             ctx.note("warning", f"{state} skipped: {exc}")
             self._finish(ctx, state)
             return "dispatch"
         except Exception as exc:  # a bug must not leave the hardware open
             log.error("%s failed:\n%s", state, traceback.format_exc())
+            ctx.progress.record_fault("unexpected error")
             ctx.note("warning", f"{state} failed: {exc!r}")
             return "make_safe"
         if state in ONCE_PER_NIGHT:

@@ -157,10 +157,7 @@ def dark_jobs(ctx: NightContext, kinds: tuple[FrameType, ...] = DARK_KINDS) -> l
         if longest is not None and any(
             n.frame_type is FrameType.DARK and n.kind in ("missing", "expired", "accumulating") for n in found
         ):
-            have = ctx.library.conn.execute(
-                "SELECT COUNT(*) FROM frames WHERE frame_type = 'dark' AND state = 'accumulating' AND camera = ?",
-                (ctx.rig.camera.name,),
-            ).fetchone()[0]
+            have = ctx.library.count_accumulating(FrameType.DARK, ctx.rig.camera.name)
             count = policy.min_for(FrameType.DARK) - int(have)
             if count > 0:
                 jobs.setdefault(("dark", longest), CaptureJob("dark", longest, count, "CCD dark (scalable)"))
@@ -236,14 +233,10 @@ def recalibrate_pending(ctx: NightContext) -> int:
     """Queue tonight's lights that are not calibrated yet (masters arrived later, or were replaced)."""
     if ctx.calibrator is None:
         return 0
-    rows = ctx.library.conn.execute(
-        "SELECT f.path FROM lights l JOIN frames f ON f.id = l.frame_id "
-        "WHERE l.status IN ('pending', 'no_masters', 'stale') AND f.path LIKE ?",
-        (f"{ctx.night_dir.resolve()}/%",),
-    ).fetchall()
-    for row in rows:
-        ctx.calibrator.submit(Path(row[0]))
-    return len(rows)
+    paths = ctx.library.lights_to_calibrate(ctx.night_dir)
+    for path in paths:
+        ctx.calibrator.submit(path)
+    return len(paths)
 
 
 class MasterBuilder:
@@ -258,6 +251,13 @@ class MasterBuilder:
     def poll(self) -> None:
         self.runner.maybe_sweep()
         self.runner.poll()
+        self._queue_new_masters()
+
+    def _queue_new_masters(self) -> None:
+        """Masters reach the upload queue within one poll of being registered."""
+        ids = self.runner.new_masters()
+        if ids and self.sync is not None:
+            self.sync.queue_masters(ids)
 
     def finish(self) -> None:
         """Build everything that is ready now and wait for it (morning)."""
@@ -265,6 +265,7 @@ class MasterBuilder:
 
         schedule(self.runner.lib, self.runner.policy)
         self.runner.wait()
+        self._queue_new_masters()
         if self.sync is not None:
             self.sync.wake()
 
@@ -275,8 +276,11 @@ class MasterBuilder:
 class Uploads(Protocol):
     """Where new masters go upstream: the sync worker, started by whoever runs the night."""
 
+    def queue_masters(self, master_ids: list[int]) -> None:
+        """These masters were just registered: queue them for upload and send them soon."""
+
     def wake(self) -> None:
-        """New masters were registered: look at the library's outbox now."""
+        """Look at the library's outbox now."""
 
     def stop(self) -> None: ...
 

@@ -9,6 +9,7 @@ when the manifest changes (a master superseded later), so the remote manifest fo
 from __future__ import annotations
 
 import json
+import logging
 import random
 import sqlite3
 import time
@@ -19,6 +20,8 @@ from typing import Any
 from agent.sync import manifest as mf
 from agent.sync.schema import has_table, opened, transaction
 from agent.sync.targets import SyncError
+
+log = logging.getLogger(__name__)
 
 DbLike = str | Path | sqlite3.Connection
 
@@ -108,6 +111,24 @@ def enqueue_master(db: DbLike, master_path: str | Path, manifest: dict[str, Any]
                 (sha, size, str(path), master_id, json.dumps(full, default=str), time.time()),
             )
             return int(cur.lastrowid or 0)
+
+
+def queue_library_masters(db: DbLike, master_ids: list[int]) -> list[int]:
+    """Queue masters the library has just registered, by id; returns the outbox ids queued.
+
+    A master that cannot be queued now is logged and left: `sweep_unqueued` finds it on the next pass.
+    """
+    queued: list[int] = []
+    with opened(db) as conn:
+        for master_id in master_ids:
+            try:
+                row = conn.execute("SELECT path FROM masters WHERE id = ?", (master_id,)).fetchone()
+                if row is None:
+                    raise LookupError(f"no master #{master_id} in the library")
+                queued.append(enqueue_master(conn, str(row[0]), mf.library_manifest(conn, master_id)))
+            except Exception as exc:  # the master is registered; the sync sweep queues it if this fails
+                log.warning("master #%d not queued for upload yet (%s); the sync sweep will queue it", master_id, exc)
+    return queued
 
 
 def _find_entry(conn: sqlite3.Connection, master: int | str | Path) -> dict[str, Any] | None:

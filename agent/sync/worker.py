@@ -29,6 +29,7 @@ from agent.sync.outbox import (
     RetryPolicy,
     due,
     next_attempt_at,
+    queue_library_masters,
     record_done,
     record_failure,
     sweep_unqueued,
@@ -277,6 +278,11 @@ class SyncWorker:
     def wake(self) -> None:
         """Start the next pass now (a master was just queued)."""
         self._wake.set()
+
+    def queue_masters(self, master_ids: list[int]) -> None:
+        """Queue masters the library just registered and start a pass to send them."""
+        queue_library_masters(self.db_path, master_ids)
+        self.wake()
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()

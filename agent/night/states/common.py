@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.errors import ExposureFailed, IndiError
 from agent.night.context import Aborted, NightContext
 
 log = logging.getLogger(__name__)
+
+
+MAX_CORRUPT_PER_NIGHT = 40
+"""Corrupt frames one camera may send in a night before we stop asking it for more."""
+
+
+def count_frame_faults(ctx: NightContext) -> Callable[[str, Exception], None]:
+    """The camera's fault hook: every retaken frame is counted for the report and noted.
+
+    Frames are retaken by the camera itself (so flats, darks and lights alike cost one frame, not
+    a reconnect of the rig); a camera that keeps sending corrupt frames all night is given up on.
+    """
+
+    def on_fault(cause: str, exc: Exception) -> None:
+        tonight = ctx.progress.record_fault(cause)
+        ctx.note("warning", f"{exc}; taking the frame again ({cause}: {tonight} tonight)")
+        if cause == "corrupt frame" and tonight > MAX_CORRUPT_PER_NIGHT:
+            raise IndiError(
+                f"{ctx.rig.camera.name} sent {tonight} corrupt frames tonight; check its USB cable and driver"
+            ) from exc
+
+    return on_fault
 
 
 def capture(
@@ -18,20 +41,16 @@ def capture(
     filter_name: str | None = None,
     target: str | None = None,
 ) -> Path:
-    """Expose once and store; returns where the frame went. A hung exposure is aborted and retried once."""
+    """Expose once and store; returns where the frame went (the camera retakes a failed frame)."""
     ctx.check_abort()
     cam = ctx.rig.camera
     cam.time_factor = ctx.clock.time_factor
-    for attempt in (1, 2):
-        try:
-            frame = cam.expose(exposure, frame_type, filter_name=filter_name)
-            break
-        except ExposureFailed as exc:
-            if ctx.abort.is_set():
-                raise Aborted("stop requested") from exc
-            if attempt == 2:
-                raise
-            ctx.note("warning", f"{exc}; retrying once")
+    try:
+        frame = cam.expose(exposure, frame_type, filter_name=filter_name)
+    except ExposureFailed as exc:
+        if ctx.abort.is_set():
+            raise Aborted("stop requested") from exc
+        raise
     return ctx.store_frame(frame, frame_type, exposure, filter_name, target)
 
 

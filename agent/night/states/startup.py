@@ -17,7 +17,7 @@ def run(ctx: NightContext) -> str:
         cam.set_readout_mode(cfg.readout_mode)
     recovered = 0
     if ctx.night_dir.exists():
-        known = {row[0] for row in ctx.library.conn.execute("SELECT path FROM frames")}
+        known = ctx.library.known_paths(ctx.night_dir)
         for path in sorted(ctx.night_dir.rglob("*.fits")):
             if str(path.resolve()) not in known:
                 ctx.library.ingest_file(path)
