@@ -68,6 +68,7 @@ _COPY_KEYS = (
 )  # fmt: skip
 SAMPLE_MAX_PIXELS = 131_072
 _BAND_MAX_ROWS = 256
+_BAND_MAX_BYTES = 24 * 2**20  # per band buffer: larger bands only cost memory, not time
 _RESERVE = 8 * 2**20
 
 
@@ -193,7 +194,9 @@ def combine(
         raise MemoryLimitTooSmall(
             f"mem_limit {mem_limit_mb} MB cannot hold one row of {n} frames; use at least {need}"
         )
-    band_rows = int(min(_BAND_MAX_ROWS if band_rows is None else max(1, band_rows), rows, fit_rows))
+    cap = _BAND_MAX_ROWS if band_rows is None else max(1, band_rows)
+    cap = min(cap, max(1, _BAND_MAX_BYTES // (n * cols * itemsize)))
+    band_rows = int(min(cap, rows, fit_rows))
 
     # --- statistics and normalisation ----------------------------------------------------
     gain0 = np.array([_decode_gain(f) for f in frames])

@@ -8,6 +8,7 @@ own colour are two pixels away; mixing colours would paint a red pixel with gree
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -105,39 +106,102 @@ def _median8(v: np.ndarray) -> float:  # pragma: no cover - compiled
     return 0.5 * (v[3] + v[4])
 
 
+@numba.njit(inline="always", nogil=True, cache=True)
+def _median_at(img: np.ndarray, r: int, c: int, step: int, buf: np.ndarray) -> float:  # pragma: no cover
+    """Median of the 8 same-colour neighbours (distance `step`) of pixel (r, c), edges truncated."""
+    rows, cols = img.shape
+    if step <= r < rows - step and step <= c < cols - step:
+        up, mid, down = r - step, r, r + step
+        left, right = c - step, c + step
+        buf[0] = img[up, left]
+        buf[1] = img[up, c]
+        buf[2] = img[up, right]
+        buf[3] = img[mid, left]
+        buf[4] = img[mid, right]
+        buf[5] = img[down, left]
+        buf[6] = img[down, c]
+        buf[7] = img[down, right]
+        return _median8(buf)
+    n = 0
+    for dr in range(-1, 2):
+        rr = r + dr * step
+        if rr < 0 or rr >= rows:
+            continue
+        for dc in range(-1, 2):
+            cc = c + dc * step
+            if (dr == 0 and dc == 0) or cc < 0 or cc >= cols:
+                continue
+            buf[n] = img[rr, cc]
+            n += 1
+    return _median_small(buf, n) if n > 0 else np.float64(img[r, c])
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _neighbour_median(img: np.ndarray, step: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """Median of the 8 same-colour neighbours (distance `step`) of every pixel, edges truncated."""
     rows, cols = img.shape
     for r in numba.prange(rows):
         buf = np.empty(8, np.float64)
-        interior_row = step <= r < rows - step
         for c in range(cols):
-            if interior_row and step <= c < cols - step:
-                up, mid, down = r - step, r, r + step
-                left, right = c - step, c + step
-                buf[0] = img[up, left]
-                buf[1] = img[up, c]
-                buf[2] = img[up, right]
-                buf[3] = img[mid, left]
-                buf[4] = img[mid, right]
-                buf[5] = img[down, left]
-                buf[6] = img[down, c]
-                buf[7] = img[down, right]
-                out[r, c] = _median8(buf)
+            out[r, c] = _median_at(img, r, c, step, buf)
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _sampled_departure(
+    img: np.ndarray, step: int, stride: int, relative: bool, out: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """Departure from the neighbours' median at every `stride`-th pixel (flat index): the dark's
+    excess `x - med`, or the flat's ratio `x / med` (NaN where med <= 0)."""
+    cols = img.shape[1]
+    for i in numba.prange(out.size):
+        buf = np.empty(8, np.float64)
+        j = i * stride
+        r = j // cols
+        c = j - r * cols
+        x = np.float64(img[r, c])
+        med = _median_at(img, r, c, step, buf)
+        if relative:
+            out[i] = x / med if med > 0 else np.nan
+        else:
+            out[i] = x - med
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _mark_dark(
+    img: np.ndarray, step: int, hot_above: float, cold_below: float, defects: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """HOT where `x - med > hot_above`, COLD where `x - med < cold_below`."""
+    rows, cols = img.shape
+    for r in numba.prange(rows):
+        buf = np.empty(8, np.float64)
+        for c in range(cols):
+            resid = np.float64(img[r, c]) - _median_at(img, r, c, step, buf)
+            if resid > hot_above:
+                defects[r, c] = 1
+            elif resid < cold_below:
+                defects[r, c] = 2
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _mark_flat(
+    img: np.ndarray, step: int, flat_cold: float, spread: float, defects: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """COLD (where not already marked) where `x / med` is not finite, x <= 0, the ratio is below
+    `flat_cold`, or (unless spread is NaN) departs from 1 by more than `spread`."""
+    rows, cols = img.shape
+    for r in numba.prange(rows):
+        buf = np.empty(8, np.float64)
+        for c in range(cols):
+            if defects[r, c] != 0:
                 continue
-            n = 0
-            for dr in range(-1, 2):
-                rr = r + dr * step
-                if rr < 0 or rr >= rows:
-                    continue
-                for dc in range(-1, 2):
-                    cc = c + dc * step
-                    if (dr == 0 and dc == 0) or cc < 0 or cc >= cols:
-                        continue
-                    buf[n] = img[rr, cc]
-                    n += 1
-            out[r, c] = _median_small(buf, n) if n > 0 else img[r, c]
+            x = np.float64(img[r, c])
+            med = _median_at(img, r, c, step, buf)
+            ratio = x / med if med > 0 else np.nan
+            bad = not math.isfinite(ratio) or x <= 0 or ratio < flat_cold
+            if not math.isnan(spread) and abs(ratio - 1.0) > spread:
+                bad = True
+            if bad:
+                defects[r, c] = 2
 
 
 @numba.njit(nogil=True, cache=True)
@@ -206,32 +270,53 @@ def find_defects(
     ref = master_dark if master_dark is not None else master_flat
     if ref is None:
         raise ValueError("find_defects needs a master dark or a master flat")
+    # Streamed through kernels: no full-frame float64 copy, median map or residual map (those
+    # were 3 x 8 bytes a pixel, 280 MB on a 12 MP master).  The spread comes from the same
+    # regular sample `_robust_sigma` takes, so the map is the one the array formulas give.
     defects = np.zeros(ref.shape, np.uint8)
     dark_sigma = flat_sigma = float("nan")
+    step = 2 if cfa else 1
     if master_dark is not None:
-        d = np.asarray(master_dark, np.float64)
-        resid = d - neighbour_median(d, cfa)
-        dark_sigma = _robust_sigma(resid)
+        d = _kernel_input(master_dark)
+        dark_sigma = _robust_sigma_of(_departures(d, step, relative=False))
         if dark_sigma > 0:
-            defects[resid > hot_sigma * dark_sigma] = HOT
-            defects[resid < -cold_sigma * dark_sigma] = COLD
+            _mark_dark(d, step, hot_sigma * dark_sigma, -cold_sigma * dark_sigma, defects)
     if master_flat is not None:
         if master_dark is not None and master_flat.shape != master_dark.shape:
             raise FrameMismatch(
                 f"master flat {master_flat.shape} and master dark {master_dark.shape} differ in size; "
                 "use masters of one camera mode"
             )
-        f = np.asarray(master_flat, np.float64)
-        local = neighbour_median(f, cfa)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(local > 0, f / local, np.nan)
-        flat_sigma = _robust_sigma(ratio)
-        bad = ~np.isfinite(ratio) | (f <= 0) | (ratio < flat_cold)
-        if flat_sigma > 0:
-            bad |= np.abs(ratio - 1.0) > cold_sigma * flat_sigma
-        defects[bad & (defects == 0)] = COLD
+        f = _kernel_input(master_flat)
+        flat_sigma = _robust_sigma_of(_departures(f, step, relative=True))
+        spread = cold_sigma * flat_sigma if flat_sigma > 0 else float("nan")
+        _mark_flat(f, step, flat_cold, spread, defects)
     stats = DefectStats(int((defects == HOT).sum()), int((defects == COLD).sum()), dark_sigma, flat_sigma)
     return defects, stats
+
+
+def _kernel_input(img: np.ndarray) -> np.ndarray:
+    """float32 masters go to the kernels as they are (values are widened to float64 per pixel)."""
+    a = np.asarray(img)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return np.ascontiguousarray(a)
+
+
+def _departures(img: np.ndarray, step: int, relative: bool) -> np.ndarray:
+    """The departures at the pixels `_robust_sigma` samples (every size // 1e6-th flat index)."""
+    stride = max(1, img.size // 1_000_000)
+    out = np.empty(len(range(0, img.size, stride)), np.float64)
+    _sampled_departure(img, step, stride, relative, out)
+    return out
+
+
+def _robust_sigma_of(sample: np.ndarray) -> float:
+    """`_robust_sigma` of an already-taken sample."""
+    x = sample[np.isfinite(sample)]
+    if x.size == 0:
+        return float("nan")
+    return MAD_TO_SIGMA * float(np.median(np.abs(x - np.median(x))))
 
 
 def correct(image: np.ndarray, defects: np.ndarray, cfa: str | None) -> int:

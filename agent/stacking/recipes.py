@@ -61,6 +61,7 @@ def build_master(
         extra["DATAMAX"] = (full, "full scale of the source data range (ADU)")
 
     if kind != "flat":
+        del first_data  # not held while combine streams the frames
         if darkflat is not None or bias is not None or dark is not None:
             raise ConfigError(
                 f"a master {kind} is integrated from raw frames only; drop --darkflat/--bias/--dark "
