@@ -35,6 +35,8 @@ class ReadOnlyLibrary(Library):
         self.conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA query_only=ON")
+        # Many threads may each hold a connection: keep each page cache small (the OS caches the file).
+        self.conn.execute("PRAGMA cache_size=-2048")
         row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         self.schema_version = int(row[0] or 0)
 
@@ -186,50 +188,55 @@ def needs_table(lib: Library, policy: LibraryPolicy, light_days: float = 30.0) -
     from agent.library.needs import needs
 
     items = needs(lib, policy, light_days=light_days)
-    since = time.time() - light_days * DAY
+    recent = RecentLights(lib, time.time() - light_days * DAY)
     out = []
     for n in items:
         row = n.as_dict()
         row["percent"] = min(100, round(100 * n.have / n.target)) if n.target else 100
-        row["lights"] = lights_needing(lib, n.key, policy, since) if n.kind in ("missing", "expired") else []
+        row["lights"] = recent.needing(n.key, policy) if n.kind in ("missing", "expired") else []
         out.append(row)
     return out
 
 
-def lights_needing(lib: Library, wanted: ConfigKey, policy: LibraryPolicy, since: float) -> list[dict[str, Any]]:
-    """Lights (by night, target, filter) of the last days whose configuration `wanted` serves."""
-    cols = [c for c in KEY_COLUMNS if c not in ("frame_type", "exposure_key")]
-    if wanted.frame_type is not FrameType.FLAT:
-        cols.remove("filter")
-    values = dict(zip(KEY_COLUMNS, wanted.exact(), strict=True))
-    where = ["frame_type = 'light'", "captured_at >= ?"]
-    args: list[object] = [since]
-    for c in cols:
-        if values[c] is None:
-            where.append(f"{c} IS NULL")
-        else:
-            where.append(f"{c} = ?")
-            args.append(values[c])
-    if wanted.temperature is not None:
-        where.append("ABS(temperature - ?) <= ?")
-        args += [wanted.temperature, policy.temperature_tolerance + 1e-9]
-    if wanted.exposure_key is not None and not (
-        wanted.frame_type is FrameType.DARK and wanted.sensor_kind.value == "ccd"
-    ):
-        where.append("ABS(exposure - ?) < 0.5")
-        args.append(wanted.exposure_key)
-    rows = lib.conn.execute(
-        f"SELECT id, path, filter, captured_at FROM frames WHERE {' AND '.join(where)} LIMIT 5000", args
-    ).fetchall()
-    frames_dir = str(lib.frames_dir.resolve())
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for r in rows:
-        night, target = night_and_target(str(r["path"]), r["captured_at"], frames_dir)
-        counts[(night, target, str(r["filter"] or "-"))] += 1
-    return [
-        {"night": k[0], "target": k[1], "filter": k[2], "count": n}
-        for k, n in sorted(counts.items(), reverse=True)[:20]
-    ]
+_LIGHT_FIELDS = ("camera", "sensor_kind", "width", "height", "binning", "gain", "offset", "readout_mode", "bit_depth")
+
+
+class RecentLights:
+    """Lights of the last days, read once and bucketed by the key fields every master shares,
+    so each need finds its lights with a dictionary look-up."""
+
+    def __init__(self, lib: Library, since: float) -> None:
+        frames_dir = str(lib.frames_dir.resolve())
+        self.buckets: dict[tuple[object, ...], list[tuple[str, float | None, float | None, tuple[str, str]]]] = {}
+        for r in lib.conn.execute(
+            f"SELECT path, filter, exposure, temperature, captured_at, {', '.join(_LIGHT_FIELDS)} FROM frames "
+            "WHERE frame_type = 'light' AND captured_at >= ?",
+            (since,),
+        ):
+            base = tuple(r[c] for c in _LIGHT_FIELDS)
+            where = night_and_target(str(r["path"]), r["captured_at"], frames_dir)
+            self.buckets.setdefault(base, []).append((str(r["filter"] or "-"), r["exposure"], r["temperature"], where))
+
+    def needing(self, wanted: ConfigKey, policy: LibraryPolicy) -> list[dict[str, Any]]:
+        values = dict(zip(KEY_COLUMNS, wanted.exact(), strict=True))
+        exact_exposure = wanted.exposure_key is not None and not (
+            wanted.frame_type is FrameType.DARK and wanted.sensor_kind.value == "ccd"
+        )
+        counts: Counter[tuple[str, str, str]] = Counter()
+        for filt, exposure, temperature, (night, target) in self.buckets.get(tuple(values[c] for c in _LIGHT_FIELDS), []):
+            if wanted.frame_type is FrameType.FLAT and filt != (wanted.filter or "-"):
+                continue
+            if wanted.temperature is not None and (
+                temperature is None or abs(temperature - wanted.temperature) > policy.temperature_tolerance + 1e-9
+            ):
+                continue
+            if exact_exposure and (exposure is None or abs(exposure - float(wanted.exposure_key or 0)) >= 0.5):
+                continue
+            counts[(night, target, filt)] += 1
+        return [
+            {"night": k[0], "target": k[1], "filter": k[2], "count": n}
+            for k, n in sorted(counts.items(), reverse=True)[:20]
+        ]
 
 
 # lights ---------------------------------------------------------------------------------------
