@@ -38,7 +38,8 @@ def test_nina_dark_is_keyed_with_gain_offset_setpoint_and_rounded_exposure(tmp_p
     assert (f["width"], f["height"], f["binning"], f["bit_depth"]) == (32, 24, "1x1", 16)
     assert f["readout_mode"] == "High Gain"
     assert f["exposure_key"] == 60.0 and f["exposure"] == 59.6
-    assert f["temperature"] == -10.0 and f["filter"] is None
+    # keyed by the temperature the sensor had; the set-point is only what it asked for
+    assert f["temperature"] == -9.9 and f["set_temp"] == -10.0 and f["filter"] is None
     assert f["dialect"] == "nina" and f["sensor_kind"] == "cmos" and f["state"] == "accumulating"
 
 
@@ -143,11 +144,12 @@ def test_temperature_bands_and_exact_keys_split_groups(tmp_path: Path) -> None:
             (g.key.offset, g.key.exposure_key, g.key.temperature, g.count)
             for g in lib.groups(LibraryPolicy())
         )
+        # grouped by the sensor temperature (each set-point + 0.1 °C here), not the set-point
         assert groups == [
-            (30.0, 60.0, -12.0, 2),
-            (30.0, 60.0, -10.0, 5),
-            (30.0, 120.0, -10.0, 1),
-            (50.0, 60.0, -10.0, 2),
+            (30.0, 60.0, -11.9, 2),
+            (30.0, 60.0, -9.9, 5),
+            (30.0, 120.0, -9.9, 1),
+            (50.0, 60.0, -9.9, 2),
         ]
         wide = LibraryPolicy(temperature_tolerance=2.0)
         assert sorted(g.count for g in lib.groups(wide)) == [1, 2, 7]

@@ -70,8 +70,27 @@ def test_temperature_just_inside_or_outside_tolerance(lib: Library, temperature:
     assert (choice.master is not None) is used
     if not used:
         assert any(f"master #{mid} skipped" in e and "outside ±1 °C" in e for e in choice.explanation)
-        loose = _dark_choice(lib, policy=LibraryPolicy(looser_matches=frozenset({"temperature"})))
+        looser = LibraryPolicy(looser_matches=frozenset({"temperature"}), looser_temperature_within=3.0)
+        loose = _dark_choice(lib, policy=looser)
         assert loose.master is not None and "temperature" in loose.warnings[0]
+
+
+def test_looser_temperature_match_keeps_its_limit(lib: Library) -> None:
+    """A weak cooler's +5 °C master is never used for a -10 °C light, however loose the policy."""
+    add_master(lib, replace(DARK, temperature=5.0))
+    looser = LibraryPolicy(looser_matches=frozenset({"temperature"}), looser_temperature_within=3.0)
+    choice = _dark_choice(lib, policy=looser)
+    assert choice.master is None
+    add_master(lib, replace(DARK, temperature=-7.5))
+    choice = _dark_choice(lib, policy=looser)
+    assert choice.master is not None and choice.master.key.temperature == -7.5
+
+
+def test_a_looser_temperature_match_needs_its_limit() -> None:
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="temperature_within"):
+        LibraryPolicy(looser_matches=frozenset({"temperature"}))
 
 
 def test_newer_master_wins_and_superseded_one_is_skipped(lib: Library) -> None:

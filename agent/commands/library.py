@@ -57,10 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                 type=float,
                 default=1.0,
                 metavar="C",
-                help="temperatures group and match within ±C of the set-point (default 1)",
+                help="frames group, and masters match lights, within ±C of the sensor temperature (default 1)",
             )
             q.add_argument("--allow-looser", action="append", default=[], choices=sorted(LOOSER_FIELDS),
                            help="allow a looser match on this field (reported as a warning)")  # fmt: skip
+            q.add_argument("--temperature-within", type=float, metavar="C",
+                           help="limit of a looser temperature match, °C (needed with --allow-looser temperature)")  # fmt: skip
 
     q = lsub.add_parser("ingest", help="record existing FITS files (folders are searched recursively)")
     q.add_argument("paths", nargs="+", metavar="PATH")
@@ -148,6 +150,7 @@ def policy_from(args: argparse.Namespace) -> LibraryPolicy:
         max_age_days={**base.max_age_days, **_pairs(args.max_age, "--max-age", float)},
         temperature_tolerance=args.temperature_tolerance,
         looser_matches=frozenset(args.allow_looser),
+        looser_temperature_within=args.temperature_within,
     )
 
 

@@ -313,6 +313,9 @@ class CalibrationPolicy(_Strict):
     bias: BiasPolicy = BiasPolicy()
     masters: MasterRules = MasterRules()
     temperature_tolerance: float = Field(default=1.0, gt=0, le=10, description="Celsius")
+    max_clipped_percent: float = Field(
+        default=1.0, ge=0, le=100, description="a calibrated light with more pixels clipped has failed"
+    )
     allow_looser: LooserMatches = LooserMatches()
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ from astropy.io import fits
 from agent import __version__
 from agent.library.build_plan import BuildInputs
 from agent.library.database import key_clause
+from agent.library.frame_checks import BIAS_MAX_FRACTION, DARK_MAX_FRACTION
 from agent.library.ingest import file_checksum
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy
 from agent.library.recipes import DEFAULT_RECIPE, MasterLike, load_recipe
@@ -95,11 +96,37 @@ def provenance_header(key: ConfigKey, job_id: int, n: int) -> fits.Header:
     if key.exposure_key is not None:
         h["EXPTIME"] = (key.exposure_key, "[s] exposure of the source frames")
     if key.temperature is not None:
-        h["SET-TEMP"] = (key.temperature, "[degC] set-point of the source frames")
+        h["CCD-TEMP"] = (key.temperature, "[degC] median sensor temperature of the source frames")
     h["NCOMBINE"] = (n, "source frames")
     h["OALIBJOB"] = (job_id, "obsagent library build job")
     h["SWCREATE"] = f"obsagent {__version__}"
     return h
+
+
+REFUSED_CHECKS = frozenset({"light-leak", "flat-level", "flat-saturated"})
+"""Quality findings that make a master unusable (the others are recorded and warned about)."""
+
+
+class MasterRefused(Exception):
+    """The master failed a check that makes it unusable; its sources are rejected."""
+
+
+def refusal(kind: FrameType, master: MasterLike) -> str | None:
+    """Why a built master must not be registered, or None."""
+    issues = getattr(master, "issues", None) or []
+    fatal = [str(i) for i in issues if getattr(i, "check", "") in REFUSED_CHECKS]
+    if fatal:
+        return "; ".join(fatal)
+    data = getattr(master, "data", None)
+    if kind in (FrameType.DARK, FrameType.DARKFLAT, FrameType.BIAS) and data is not None:
+        import numpy as np
+
+        sample = np.asarray(data)[::8, ::8]
+        level = float(np.nanmedian(sample)) if sample.size else 0.0
+        limit = (BIAS_MAX_FRACTION if kind is FrameType.BIAS else DARK_MAX_FRACTION) * 65535.0
+        if level > limit:
+            return f"{kind.value} median {level:.0f} ADU is above {limit:.0f}: its frames saw light or saturated"
+    return None
 
 
 def run_job(lib: Library, job_id: int, recipe: str = DEFAULT_RECIPE) -> int | None:
@@ -117,6 +144,21 @@ def run_job(lib: Library, job_id: int, recipe: str = DEFAULT_RECIPE) -> int | No
         )
     try:
         return _build(lib, row, recipe)
+    except MasterRefused as exc:  # its sources saw light or saturated: they never go into a master
+        reason = f"master refused: {exc}"
+        log.warning("build job %d: %s", job_id, reason)
+        frame_ids = json.loads(row["frame_ids"])
+        marks = ",".join("?" * len(frame_ids))
+        with lib.transaction() as c:
+            c.execute(
+                f"UPDATE frames SET state = 'rejected', reason = ? WHERE id IN ({marks}) AND state = 'accumulating'",
+                [reason, *frame_ids],
+            )
+            c.execute(
+                "UPDATE jobs SET state = 'failed', reason = ?, finished_at = ? WHERE id = ?",
+                (reason, time.time(), job_id),
+            )
+        return None
     except Exception as exc:  # a failed build is recorded on its job, never lost in a worker
         reason = f"{type(exc).__name__}: {exc}"
         log.error("build job %d failed: %s\n%s", job_id, reason, traceback.format_exc())
@@ -154,6 +196,10 @@ def _build(lib: Library, job: sqlite3.Row, recipe: str) -> int:
     if exposures and key.exposure_key is not None:
         # the key rounds the exposure; the master records what the sources really had
         header["EXPTIME"] = (statistics.median(exposures), "[s] median exposure of the source frames")
+    temps_c = [float(f["temperature"]) for f in frames if f["temperature"] is not None]
+    if temps_c:
+        header["TEMPMIN"] = (min(temps_c), "[degC] coldest source frame (sensor)")
+        header["TEMPMAX"] = (max(temps_c), "[degC] warmest source frame (sensor)")
     master = build(
         key.frame_type,
         paths,
@@ -161,6 +207,9 @@ def _build(lib: Library, job: sqlite3.Row, recipe: str) -> int:
         bias=inputs.get("bias"),
         header=header,
     )
+    refused = refusal(key.frame_type, master)
+    if refused is not None:
+        raise MasterRefused(refused)
     master.write(target)
     if not target.is_file():
         raise RuntimeError(f"the recipe did not write {target}")
@@ -189,6 +238,10 @@ def register_master(
         stats["darkflat_id"] = inputs["darkflat_id"]
     if inputs.get("bias_id"):
         stats["bias_id"] = inputs["bias_id"]
+    temps = [float(f["temperature"]) for f in frames if f["temperature"] is not None]
+    if temps:
+        stats["temperature_min"] = min(temps)
+        stats["temperature_max"] = max(temps)
     policy_age = inputs.get("max_age_days")
     max_age = float(policy_age) if policy_age else LibraryPolicy().max_age_for(key.frame_type)
     sources_hash = hashlib.sha256("\n".join(sorted(str(f["path"]) for f in frames)).encode()).hexdigest()

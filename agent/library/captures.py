@@ -116,3 +116,26 @@ def night_summary(conn: sqlite3.Connection, folder: Path) -> tuple[dict[str, int
         )
     }
     return captured, lights, masters
+
+
+def night_gates(conn: sqlite3.Connection, folder: Path) -> list[dict[str, str]]:
+    """Every quality gate that fired on frames under `folder`: frames quarantined or rejected
+    (and why), and lights whose calibration failed (and why)."""
+    under = (_under(folder),)
+    gates = [
+        {"gate": "frame " + str(r[1]), "file": Path(str(r[0])).name, "reason": str(r[2] or "")}
+        for r in conn.execute(
+            "SELECT path, state, reason FROM frames WHERE state IN ('quarantined', 'rejected') AND path LIKE ? "
+            "ORDER BY id",
+            under,
+        )
+    ]
+    gates += [
+        {"gate": "light failed", "file": Path(str(r[0])).name, "reason": str(r[1] or "")}
+        for r in conn.execute(
+            "SELECT f.path, l.reason FROM lights l JOIN frames f ON f.id = l.frame_id "
+            "WHERE l.status = 'failed' AND f.path LIKE ? ORDER BY f.id",
+            under,
+        )
+    ]
+    return gates

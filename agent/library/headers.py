@@ -82,8 +82,9 @@ class FrameInfo:
 
     @property
     def temperature(self) -> float | None:
-        """The temperature frames group by: the cooler set-point, else the sensor reading."""
-        return self.set_temp if self.set_temp is not None else self.ccd_temp
+        """The temperature frames are keyed and grouped by: what the sensor measured, else the
+        set-point (the set-point is only a request; a weak cooler does not reach it)."""
+        return self.ccd_temp if self.ccd_temp is not None else self.set_temp
 
     @property
     def exposure_key(self) -> float | None:

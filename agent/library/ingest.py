@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.library import frame_checks
 from agent.library.database import Database, LibraryError
 from agent.library.headers import FrameInfo, UnreadableFrame, read_frame_info
 from agent.library.keys import FrameType
@@ -64,13 +65,14 @@ def ingest_file(
         reason = None
     except UnreadableFrame as exc:
         info, reason = None, str(exc)
+    gated = frame_checks.gate(p, info) if info is not None else None
     with db.transaction() as c:
         if existing is not None:
             c.execute("DELETE FROM lights WHERE frame_id = ?", (existing["id"],))
             c.execute("DELETE FROM frames WHERE id = ?", (existing["id"],))
-        frame_id = insert_frame(c, key, checksum, size, info, reason)
-    if info is None:
-        return IngestResult(key, "quarantined", frame_id, reason)
+        frame_id = insert_frame(c, key, checksum, size, info, reason or gated)
+    if info is None or gated is not None:
+        return IngestResult(key, "quarantined", frame_id, reason or gated)
     return IngestResult(key, "updated" if existing is not None else "added", frame_id)
 
 
@@ -82,7 +84,9 @@ def insert_frame(
     info: FrameInfo | None,
     reason: str | None,
 ) -> int:
-    """Inside an open transaction: the frame's row (and a pending light row for a light)."""
+    """Inside an open transaction: the frame's row (and a pending light row for a light).
+
+    A frame with `info` and a `reason` keeps its key but is quarantined: it failed its gate."""
     now = time.time()
     if info is None:
         cur = c.execute(
@@ -93,11 +97,17 @@ def insert_frame(
         return int(cur.lastrowid or 0)
     kind = ensure_camera(c, info.camera)
     state = "light" if info.frame_type is FrameType.LIGHT else "accumulating"
+    if reason is not None:
+        state = "quarantined"
+    flags = list(info.notes)
+    off = frame_checks.off_set_point(info)
+    if off is not None:
+        flags.append(off)
     cur = c.execute(
         "INSERT INTO frames (path, checksum, size_bytes, frame_type, camera, sensor_kind, width, height, "
         "binning, gain, offset, readout_mode, bit_depth, filter, exposure_key, exposure, set_temp, "
-        "ccd_temp, temperature, captured_at, ingested_at, dialect, quality_flags, state) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "ccd_temp, temperature, captured_at, ingested_at, dialect, quality_flags, state, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             path,
             checksum,
@@ -121,8 +131,9 @@ def insert_frame(
             info.captured_at,
             now,
             info.dialect,
-            json.dumps(list(info.notes)),
+            json.dumps(flags),
             state,
+            reason,
         ),
     )
     frame_id = int(cur.lastrowid or 0)

@@ -200,6 +200,8 @@ class LibraryPolicy:
     max_age_days: Mapping[FrameType, float] = field(default_factory=_default_max_age)
     temperature_tolerance: float = 1.0
     looser_matches: frozenset[str] = frozenset()
+    looser_temperature_within: float | None = None  # the limit of a looser temperature match, °C
+    max_clipped_fraction: float = 0.01  # a calibrated light clipped more than this has failed
 
     def __post_init__(self) -> None:
         from agent.errors import ConfigError
@@ -211,6 +213,10 @@ class LibraryPolicy:
             )
         if self.temperature_tolerance < 0:
             raise ConfigError("temperature tolerance must be >= 0 °C")
+        if "temperature" in self.looser_matches and self.looser_temperature_within is None:
+            raise ConfigError("a looser temperature match needs its limit (allow_looser.temperature_within)")
+        if not 0 <= self.max_clipped_fraction <= 1:
+            raise ConfigError("max clipped fraction must be between 0 and 1")
         for t in CALIBRATION_TYPES:
             if self.min_frames.get(t, 1) < 1:
                 raise ConfigError(f"min frames for {t.value} must be at least 1")

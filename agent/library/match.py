@@ -117,7 +117,7 @@ def choose_master(
     if len(allowed) > 1:
         attempts.append(frozenset(allowed))
     for fields in attempts:
-        tolerance = float("inf") if "temperature" in fields else policy.temperature_tolerance
+        tolerance = _looser_tolerance(policy) if "temperature" in fields else policy.temperature_tolerance
         key_relax = (fields - {"temperature"}) | exact_relax
         trial: list[str] = []
         picked = _best(lib, wanted, policy, frozenset(key_relax), now, trial, tolerance=tolerance)
@@ -163,6 +163,12 @@ def _finish(
         warnings=tuple(warnings + notes),
         scale=scale,
     )
+
+
+def _looser_tolerance(policy: LibraryPolicy) -> float:
+    """A looser temperature match still has a limit: the sequence file's `temperature_within`."""
+    within = policy.looser_temperature_within
+    return policy.temperature_tolerance if within is None else max(within, policy.temperature_tolerance)
 
 
 def _temperature_ok(wanted: float | None, have: float | None, tolerance: float) -> bool:
@@ -241,7 +247,7 @@ def _near_misses(lib: Library, wanted: ConfigKey, policy: LibraryPolicy, base: f
     seen: set[int] = set()
     for field in _RELAX_ORDER:
         relax = base | ({field} if field != "temperature" else set())
-        tolerance = float("inf") if field == "temperature" else policy.temperature_tolerance
+        tolerance = _looser_tolerance(policy) if field == "temperature" else policy.temperature_tolerance
         for m in lib.candidate_masters(wanted, frozenset(relax)):
             if m.id in seen or m.superseded_by is not None:
                 continue

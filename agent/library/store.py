@@ -163,6 +163,10 @@ class Library:
         """Frames by type, lights by status and the ids of masters built from frames under `folder`."""
         return captures.night_summary(self.conn, folder)
 
+    def night_gates(self, folder: Path) -> list[dict[str, str]]:
+        """The quality gates that fired on frames under `folder`, each with its reason."""
+        return captures.night_gates(self.conn, folder)
+
     def light_frame(self, path: str | os.PathLike[str]) -> sqlite3.Row | None:
         """The frame row of a light recorded at `path`, or None."""
         row: sqlite3.Row | None = self.conn.execute(

@@ -58,6 +58,12 @@ def calibrate_light(lib: Library, path: Path, policy: LibraryPolicy, pedestal: f
     )
     try:
         out = calibrate(path, masters, options)
+        if out.clipped_fraction > policy.max_clipped_fraction:
+            raise ObsAgentError(
+                f"{100 * out.clipped_fraction:.1f} % of the pixels clipped (limit "
+                f"{100 * policy.max_clipped_fraction:g} %): the masters do not match this light — "
+                f"check masters {', '.join(f'#{m}' for m in result.masters_used.values())}"
+            )
         target = calibrated_path(lib, Path(path))
         out.write(target)
     except (ObsAgentError, OSError, ValueError) as exc:

@@ -23,6 +23,7 @@ def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
     night_dir = (root / "frames" / night).resolve()
     with Library.open(root) as lib:
         captured, lights, tonight = lib.night_summary(night_dir)
+        gates = lib.night_gates(night_dir)
         masters = []
         for m in lib.masters():
             if m.id in tonight:
@@ -42,6 +43,7 @@ def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
         "needs": remaining,
         "warnings": progress.warnings if progress else [],
         "faults": dict(progress.faults) if progress else {},
+        "gates": gates,
         "frames_dir": str(night_dir),
         "data_dir": str(root),
     }
@@ -79,6 +81,10 @@ def print_report(report: dict[str, Any], as_json: bool = False) -> None:
         console.print(f"still needed: {len(report['needs'])}")
         for n in report["needs"][:10]:
             console.print(f"  - {n.get('reason')}")
+    if report.get("gates"):
+        console.print(f"[yellow]quality gates fired: {len(report['gates'])}[/yellow]")
+        for g in report["gates"][:20]:
+            console.print(f"  - {g['gate']}: {g['file']}: {g['reason']}")
     if report.get("faults"):
         console.print("faults: " + ", ".join(f"{n} {cause}" for cause, n in sorted(report["faults"].items())))
     for w in report["warnings"]:

@@ -49,6 +49,8 @@ def library_policy(seq: Sequence) -> LibraryPolicy:
         },
         temperature_tolerance=cal.temperature_tolerance,
         looser_matches=frozenset(looser & _known_looser()),
+        looser_temperature_within=allow.temperature_within,
+        max_clipped_fraction=cal.max_clipped_percent / 100.0,
     )
 
 
