@@ -27,7 +27,14 @@ $(STAMP): pyproject.toml | system-deps
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-setup: system-deps $(STAMP)
+# Compile the numba kernels once per install (and again when the stacking code changes), so the
+# first `obsagent stack` loads them instead of compiling (tens of seconds; minutes on a Pi).
+KERNELS := $(VENV)/.kernels
+$(KERNELS): $(STAMP) $(wildcard agent/stacking/*.py)
+	$(PY) -m agent.stacking.warmup
+	touch $(KERNELS)
+
+setup: system-deps $(STAMP) $(KERNELS)
 
 test: setup lint
 	$(VENV)/bin/pytest -q

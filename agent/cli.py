@@ -10,6 +10,7 @@ import argparse
 import ast
 import importlib
 import logging
+import os
 import pkgutil
 import re
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from agent import __version__, commands
 from agent.errors import ObsAgentError
+from agent.paths import cache_dir
 
 
 def command_names() -> list[str]:
@@ -71,6 +73,8 @@ def _requested(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # before any command imports numba: the kernels' cache is where `make setup` warmed it
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir()))
     parser = build_parser(_requested(argv))
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
