@@ -238,7 +238,12 @@ class Camera(SimDevice):
         )
         data = await loop.run_in_executor(None, lambda: w.model.render(**kwargs))  # type: ignore[arg-type]
         header = self._header(frame_type, duration, start, temperature, binning, filter_name, mode, sun_alt, fr)
+        once = "FAULT_BLOB_CORRUPT_ONCE" in w.faults
         blob = damaged_image(await loop.run_in_executor(None, fits_bytes, data, header), w.faults)
+        if once:  # it switched itself off: show that to clients
+            faults = cam["SIM_FAULTS"]
+            faults["FAULT_BLOB_CORRUPT_ONCE"] = "Off"
+            await faults.send_setVector(state="Ok")
         ccd1 = cam["CCD1"]
         ccd1["CCD1"] = blob
         ccd1.set_blobsize("CCD1", len(blob))

@@ -23,6 +23,7 @@ CAMERA_FAULTS = {
     "FAULT_EXPOSURE_HANG": "Exposure never completes",
     "FAULT_BLOB_TRUNCATED": "Truncated image",
     "FAULT_BLOB_CORRUPT": "Corrupt image",
+    "FAULT_BLOB_CORRUPT_ONCE": "Corrupt the next image only",
     "FAULT_DRIVER_EXIT": "Driver exits mid-exposure",
     "FAULT_COOLER_WEAK": "Cooler cannot reach set-point",
 }
@@ -48,7 +49,14 @@ async def switch_faults(world: Observatory, vector: object, values: dict[str, st
 
 
 def damaged_image(blob: bytes, faults: set[str]) -> bytes:
-    """The image as the client receives it: cut short or replaced by noise when those faults are on."""
+    """The image as the client receives it: cut short or replaced by noise when those faults are on.
+
+    FAULT_BLOB_CORRUPT_ONCE damages one image and switches itself off (removed from `faults`), so a
+    test can count exactly how many corrupt frames it caused.
+    """
+    if "FAULT_BLOB_CORRUPT_ONCE" in faults:
+        faults.discard("FAULT_BLOB_CORRUPT_ONCE")
+        return np.random.default_rng(len(blob) + 1).integers(0, 256, len(blob), dtype=np.uint8).tobytes()
     if "FAULT_BLOB_TRUNCATED" in faults:
         blob = blob[: len(blob) // 3]
     elif "FAULT_BLOB_CORRUPT" in faults:

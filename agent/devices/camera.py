@@ -251,7 +251,8 @@ class Camera:
                 if self.on_fault is not None:
                     self.on_fault("corrupt frame" if isinstance(exc, CorruptFile) else "exposure failed", exc)
                 if failures > self.frame_retries:
-                    raise ExposureFailed(f"{self.name}: {failures} frames in a row failed, the last: {exc}") from exc
+                    log.error("%s: %d frames in a row failed; giving up on this one", self.name, failures)
+                    raise
                 log.warning("%s; taking the frame again (%d of %d)", exc, failures, self.frame_retries)
 
     def _expose_once(
