@@ -27,7 +27,8 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    remove_stale_parts(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=target.parent)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -42,6 +43,40 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_parts(target: Path) -> int:
+    """Remove partial files a killed writer left for `target` (`.NAME.PID.XXXX.part`, the PID dead).
+
+    The next write of the same file cleans up after the one that was killed mid-write; a part
+    whose writer is still alive (another process writing the same file) is left alone.
+    """
+    removed = 0
+    prefix = f".{target.name}."
+    for part in target.parent.glob(f"{glob_escape(prefix)}*.part"):
+        pid_text = part.name[len(prefix) :].split(".", 1)[0]
+        if pid_text.isdigit() and _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            part.unlink()
+            removed += 1
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_hdul_atomic(path: str | os.PathLike[str], hdul: fits.HDUList) -> Path:

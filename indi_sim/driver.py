@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import select
 import sys
 import xml.etree.ElementTree as ET
 
@@ -103,6 +105,9 @@ class SimDriver(IPyDriver):
         last_publish = -1e9
         while not self.stop:
             await asyncio.sleep(TICK_S)
+            if server_gone():  # a driver without its indiserver is a leftover
+                log.warning("indiserver is gone (our stdin was closed); exiting")
+                os._exit(0)
             try:
                 now = w.clock.now()
                 w.cooler.advance((now - last_sim).total_seconds())
@@ -116,6 +121,17 @@ class SimDriver(IPyDriver):
                         await self.mount.publish()
             except Exception:
                 log.exception("hardware loop")
+
+
+def server_gone() -> bool:
+    """True once every writer of our stdin (the indiserver) has gone: poll reports a hang-up.
+
+    indipydriver reads stdin without blocking and cannot tell its end from a pause, so the
+    hardware loop asks; this holds however the server died, even before we finished starting.
+    """
+    poller = select.poll()
+    poller.register(sys.stdin.fileno(), select.POLLHUP)
+    return any(event & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, event in poller.poll(0))
 
 
 def _warm_up(model: SimModel) -> None:

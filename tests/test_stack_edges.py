@@ -195,3 +195,38 @@ def test_master_file_is_float32_with_provenance(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "master_dark_rejlow.fits").exists()
     assert combine(paths, method="sigma").header["SRCHASH"] == hdr["SRCHASH"]
     assert combine(paths[::-1], method="sigma").header["SRCHASH"] != hdr["SRCHASH"]
+
+
+def test_a_stack_killed_mid_write_leaves_no_part_file_after_the_next_run(tmp_path: Path) -> None:
+    """kill -9 during the write of the master, then the same command again: no `.part` remains."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from agent.fitsfile import write_fits_atomic
+
+    inputs = []
+    for i in range(5):
+        inputs.append(write_fits_atomic(tmp_path / f"d{i}.fits", np.full((64, 48), 1000 + i, np.uint16)))
+    out = tmp_path / "master.fits"
+    # a writer that is killed after it opened its temporary file, as a stack killed mid-write is
+    code = (
+        "import os, sys, time\n"
+        "from agent.fitsfile import atomic_output\n"
+        "with atomic_output(sys.argv[1]) as fh:\n"
+        "    fh.write(b'half a master'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert list(tmp_path.glob(".master.fits.*.part")), "the killed writer left its part file"
+    time.sleep(0.05)
+    run = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "stack", *map(str, inputs), "-o", str(out), "--rejection", "none"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert out.is_file()
+    assert not list(tmp_path.glob(".*.part"))

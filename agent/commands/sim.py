@@ -62,14 +62,16 @@ def run(args: argparse.Namespace) -> int:
     if args.preset not in PRESETS:
         raise ConfigError(f"unknown preset {args.preset!r}; use one of {', '.join(PRESETS)}")
     cfg = build_config(args)
-    server = SimServer(cfg, port=args.port)  # type: ignore[arg-type]
+    # Like a stock indiserver, restart a crashed driver (up to 10 times) instead of leaving it dead.
+    server = SimServer(cfg, port=args.port, max_restarts=10)  # type: ignore[arg-type]
     stop = False
 
     def on_signal(*_: object) -> None:
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # a closed terminal stops what we started, too
+        signal.signal(signum, on_signal)
     with server:
         c = server.config
         print(f"simulated observatory on {server.address} (preset {c.preset}, seed {c.seed}, "
