@@ -13,7 +13,10 @@ import numpy as np
 from astropy.io import fits
 
 from agent.devices.client import ExposureAborted, IndiClient, PropertySnapshot, ServerLost
-from agent.devices.frame import FRAME_TYPES, IMAGETYP, Frame, decode_fits_blob
+from agent.devices.frame import FRAME_TYPES, IMAGETYP, Frame, check_frame, decode_fits_blob
+from agent.devices.hygiene import CaptureGeometry, Roi, prepare_capture, stale_settings
+from agent.devices.readout import ReadoutModes
+from agent.devices.temperature import TemperatureWatch
 from agent.errors import CorruptFile, DeviceMissing, ExposureFailed, IndiError, IndiTimeout, PropertyMissing
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,10 @@ class Camera:
         self.stop_event: threading.Event | None = None  # the night's abort, so a stop ends an exposure at once
         self.frame_retries = FRAME_RETRIES
         self.on_fault: FaultHook | None = None  # the night counts frame faults per cause
+        self.roi: Roi | None = None  # None = the full sensor
+        self.geometry: CaptureGeometry | None = None  # what frames must look like (set by prepare)
+        self.modes = ReadoutModes(client, name)
+        self.temperature_watch = TemperatureWatch()
 
     # ---- set-up ------------------------------------------------------------------------------
     def connect(self, timeout: float = 15.0) -> None:
@@ -69,12 +76,37 @@ class Camera:
         for prop in ("CCD_EXPOSURE", "CCD_FRAME_TYPE", "CCD_INFO", "CCD1"):
             self.client.wait_property(self.name, prop, timeout=timeout)
         self.client.enable_blob(self.name, "CCD1")
+        self.prepare()
+
+    def prepare(self, binning: int | None = None, roi: Roi | None = None) -> CaptureGeometry:
+        """Capture hygiene (see `hygiene.py`): FITS, no compression, client upload, 16-bit raw,
+        binning and the full frame (or `roi`), each verified. Call before every capture block."""
+        if roi is not None:
+            self.roi = roi
+        if binning is None:
+            binning = self.binning()[0] if self._has("CCD_BINNING") else 1
+        self.geometry = prepare_capture(self.client, self.name, binning, self.roi)
+        return self.geometry
 
     def _has(self, prop: str) -> bool:
         return self.client.has(self.name, prop)
 
     def _need(self, prop: str) -> PropertySnapshot:
         return self.client.get(self.name, prop)
+
+    def _geometry_stale(self) -> list[str]:
+        """CCD_FRAME or CCD_BINNING no longer what `prepare` set (another client, a driver restart)."""
+        g = self.geometry
+        if g is None:
+            return []
+        wrong = []
+        if self._has("CCD_BINNING") and self.binning() != (g.binning, g.binning):
+            wrong.append("CCD_BINNING")
+        if self._has("CCD_FRAME"):
+            frame = self._need("CCD_FRAME").values
+            if (int(frame.get("WIDTH", 0)) // g.binning, int(frame.get("HEIGHT", 0)) // g.binning) != (g.width, g.height):
+                wrong.append("CCD_FRAME")
+        return wrong
 
     def info(self) -> CameraInfo:
         ccd = self._need("CCD_INFO").values
@@ -84,27 +116,31 @@ class Camera:
             height=int(ccd.get("CCD_MAX_Y", 0)),
             pixel_size_um=float(ccd.get("CCD_PIXEL_SIZE", 0.0)),
             bit_depth=int(ccd.get("CCD_BITSPERPIXEL", 16)),
-            has_cooler=self._has("CCD_COOLER") or self._has("CCD_TEMPERATURE"),
+            has_cooler=self.is_cooled(),
             has_gain=self._gain_target() is not None,
             has_offset=self._offset_target() is not None,
             readout_modes=self.readout_modes(),
             bayer_pattern=self.bayer_pattern(),
         )
 
-    def _control(self, direct: tuple[str, str], control_name: str) -> tuple[str, str] | None:
-        if self._has(direct[0]):
+    def _control(self, direct: tuple[str, str], spellings: tuple[str, ...]) -> tuple[str, str] | None:
+        """Where the driver keeps a control: its own vector (CCD_GAIN.GAIN, as QHY, Touptek and
+        indiccd's standard GainNP), else an element of CCD_CONTROLS under any of the drivers'
+        spellings ("Gain"/"Offset" on ZWO ASI and Player One, CONTROL_GAIN/CONTROL_OFFSET on Atik)."""
+        if self._has(direct[0]) and direct[1] in self._need(direct[0]).values:
             return direct
         if self._has("CCD_CONTROLS"):
+            wanted = {s.lower() for s in spellings}
             for element in self._need("CCD_CONTROLS").values:
-                if element.lower() == control_name.lower():
+                if element.lower() in wanted:
                     return ("CCD_CONTROLS", element)
         return None
 
     def _gain_target(self) -> tuple[str, str] | None:
-        return self._control(("CCD_GAIN", "GAIN"), "Gain")
+        return self._control(("CCD_GAIN", "GAIN"), ("Gain", "CONTROL_GAIN"))
 
     def _offset_target(self) -> tuple[str, str] | None:
-        return self._control(("CCD_OFFSET", "OFFSET"), "Offset")
+        return self._control(("CCD_OFFSET", "OFFSET"), ("Offset", "CONTROL_OFFSET", "Brightness"))
 
     def set_gain(self, gain: float) -> None:
         target = self._gain_target()
@@ -129,7 +165,8 @@ class Camera:
         return None if target is None else float(self._need(target[0]).values[target[1]])
 
     def set_binning(self, binning: int) -> None:
-        self.client.set_number(self.name, "CCD_BINNING", {"HOR_BIN": binning, "VER_BIN": binning})
+        """Bin and reset the frame for it (drivers keep CCD_FRAME in unbinned pixels)."""
+        self.prepare(binning=binning)
 
     def binning(self) -> tuple[int, int]:
         values = self._need("CCD_BINNING").values
@@ -141,36 +178,15 @@ class Camera:
         self.client.set_switch(self.name, "CCD_FRAME_TYPE", [INDI_FRAME_TYPE[frame_type]])
 
     def readout_modes(self) -> tuple[str, ...]:
-        """Readout modes as the driver names them (CCD_CAPTURE_FORMAT, or READ_MODE where present)."""
-        for prop in ("READ_MODE", "CCD_CAPTURE_FORMAT"):
-            if self._has(prop):
-                snap = self._need(prop)
-                return tuple(snap.labels.get(k) or k for k in snap.values)
-        return ()
+        """Readout modes as `ReadoutModes` names them (never CCD_CAPTURE_FORMAT, the pixel format)."""
+        return self.modes.names()
 
     def current_readout_mode(self) -> str | None:
-        for prop in ("READ_MODE", "CCD_CAPTURE_FORMAT"):
-            if self._has(prop):
-                snap = self._need(prop)
-                for key, on in snap.values.items():
-                    if on:
-                        return snap.labels.get(key) or key
-        return None
+        return self.modes.current()
 
     def set_readout_mode(self, mode: str) -> None:
-        for prop in ("READ_MODE", "CCD_CAPTURE_FORMAT"):
-            if self._has(prop):
-                snap = self._need(prop)
-                for key in snap.values:
-                    if mode in (key, snap.labels.get(key)):
-                        self.client.set_switch(self.name, prop, [key])
-                        self.readout_mode = mode
-                        return
-                raise PropertyMissing(
-                    f"{self.name} has no readout mode {mode!r} (has {', '.join(self.readout_modes())}); "
-                    "fix readout_mode in the sequence file"
-                )
-        raise PropertyMissing(f"{self.name} has no readout-mode property; remove readout_mode")
+        self.modes.set(mode)
+        self.readout_mode = self.modes.current()
 
     def bayer_pattern(self) -> str | None:
         if self._has("CCD_CFA"):
@@ -184,6 +200,27 @@ class Camera:
             return None
         return float(self._need("CCD_TEMPERATURE").values["CCD_TEMPERATURE_VALUE"])
 
+    def is_cooled(self) -> bool:
+        """A cooler is a CCD_COOLER switch or a writable CCD_TEMPERATURE; uncooled cameras (Player
+        One, ZWO ASI without a cooler, indiccd.cpp) publish CCD_TEMPERATURE read-only."""
+        if self._has("CCD_COOLER"):
+            return True
+        return self._has("CCD_TEMPERATURE") and self._need("CCD_TEMPERATURE").permission != "ro"
+
+    def temperature_frozen(self) -> bool:
+        """True when the cooler's reading has not moved while it should have (see `TemperatureWatch`)."""
+        self._observe_temperature()
+        return self.temperature_watch.frozen()
+
+    def _observe_temperature(self) -> None:
+        temp = self.temperature()
+        if temp is None or not self.is_cooled():
+            return
+        power = None
+        if self._has("CCD_COOLER_POWER"):
+            power = float(next(iter(self._need("CCD_COOLER_POWER").values.values()), 0.0))
+        self.temperature_watch.observe(temp, power, self.set_point)
+
     def set_cooler(self, on: bool) -> None:
         if self._has("CCD_COOLER"):
             # Some drivers (the stock simulator) make CCD_COOLER write-only and never answer it.
@@ -192,14 +229,22 @@ class Camera:
 
     def set_temperature(self, celsius: float) -> None:
         """Turn the cooler on and ask for a set-point; returns at once (the driver ramps)."""
-        if not self._has("CCD_TEMPERATURE"):
-            raise PropertyMissing(f"{self.name} has no CCD_TEMPERATURE; it cannot be cooled, remove the set-point")
+        if not self.is_cooled():
+            raise PropertyMissing(
+                f"{self.name} has no cooler (CCD_TEMPERATURE is read-only or absent); remove set_point — darks "
+                "are then matched by the measured sensor temperature"
+            )
         self.set_cooler(True)
         self.client.send_number(self.name, "CCD_TEMPERATURE", {"CCD_TEMPERATURE_VALUE": celsius})
         self.set_point = celsius
 
     def wait_temperature(self, celsius: float, tolerance: float = 0.5, timeout: float = 900.0) -> float:
-        """Wait until CCD_TEMPERATURE is within tolerance of the set-point; time out with the reading."""
+        """Wait until CCD_TEMPERATURE is within tolerance of the set-point; time out with the reading.
+
+        An uncooled camera has nothing to wait for: its reading is returned at once.
+        """
+        if not self.is_cooled():
+            return float(self.temperature() or 0.0)
         try:
             snap = self.client.wait_for(
                 self.name,
@@ -264,6 +309,12 @@ class Camera:
         extra_header: dict[str, object] | None,
     ) -> Frame:
         self.set_frame_type(frame_type)
+        stale = stale_settings(self.client, self.name) + self._geometry_stale()
+        if stale or self.geometry is None:
+            if stale:
+                log.warning("%s: %s changed behind our back; setting them again", self.name, ", ".join(stale))
+            self.prepare()
+        self._observe_temperature()
         limits = self._need("CCD_EXPOSURE").limits.get("CCD_EXPOSURE_VALUE")
         if limits is not None and limits.maximum > limits.minimum:
             exposure = min(max(exposure, limits.minimum), limits.maximum)
@@ -294,7 +345,10 @@ class Camera:
             raise
         except IndiError as exc:
             raise ExposureFailed(f"{self.name}: exposure failed: {exc}") from exc
-        data, header = decode_fits_blob(arrival.data, self.name)
+        data, header = decode_fits_blob(arrival.data, self.name, arrival.fmt)
+        if self.geometry is not None:
+            g = self.geometry
+            check_frame(data, header, self.name, g.width, g.height, g.binning, g.bit_depth)
         self._complete_header(header, frame_type, exposure, filter_name, start, extra_header)
         return Frame(data=data, header=header)
 
@@ -315,7 +369,9 @@ class Camera:
         temp = self.temperature() if "CCD-TEMP" not in header else None
         if temp is not None:
             header["CCD-TEMP"] = (round(temp, 2), "sensor temperature [C]")
-        if self.set_point is not None:
+        if not self.is_cooled():
+            header["COOLED"] = (False, "no cooler: darks match by CCD-TEMP")
+        elif self.set_point is not None:
             header["SET-TEMP"] = (self.set_point, "cooler set-point [C]")
         gain = self.gain()
         if gain is not None:
@@ -335,7 +391,7 @@ class Camera:
             if 1 <= slot <= len(names):
                 header["FILTER"] = (names[slot - 1], "filter in the light path")
         header["INSTRUME"] = (self.name, "camera")
-        mode = self.current_readout_mode()
+        mode = self.current_readout_mode() or self.readout_mode
         if mode is not None:
             header["READOUTM"] = (mode, "readout mode")
         pattern = self.bayer_pattern()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import logging
 import threading
 import time
@@ -34,6 +35,23 @@ from agent.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+def blob_bytes(element: Any) -> bytes:
+    """The bytes of one BLOB element, exactly as many as arrived.
+
+    pyindi-client 2.3.0's `getblobdata()` copies `size` bytes, which is the *uncompressed* size
+    (indiccd.cpp sets it to the FITS length even when the BLOB carries the fpack'd or zlib'd image);
+    with compression on it reads past the buffer and the process dies. The real length is
+    `getBlobLen()`, and the buffer's address is the SWIG pointer, so we copy exactly that.
+    """
+    length = int(element.getBlobLen())
+    if length <= 0:
+        return b""
+    pointer = element.getBlob()
+    if pointer is None:
+        return b""
+    return ctypes.string_at(int(pointer), length)
+
 
 class ExposureAborted(IndiError):
     """An exposure was aborted on request."""
@@ -89,11 +107,9 @@ class IndiClient:
         arrivals: list[BlobArrival] = []
         if prop.getType() == PyIndi.INDI_BLOB and snap.state == "Ok":
             for e in PyIndi.PropertyBlob(prop):
-                size = int(e.getSize())
-                if size <= 0:
-                    continue
-                data = bytes(e.getblobdata())
-                arrivals.append(BlobArrival(snap.device, snap.name, e.getName(), data, e.getFormat(), 0))
+                data = blob_bytes(e)
+                if data:
+                    arrivals.append(BlobArrival(snap.device, snap.name, e.getName(), data, e.getFormat(), 0))
         with self._cond:
             self._version += 1
             snap.version = self._version
@@ -286,8 +302,14 @@ class IndiClient:
         timeout: float,
         what: str,
         alert_raises: bool = True,
+        alert_after: int = 0,
     ) -> PropertySnapshot:
-        """Wait until the property satisfies `condition`; ALERT raises `PropertyAlert`."""
+        """Wait until the property satisfies `condition`; ALERT raises `PropertyAlert`.
+
+        Only an Alert newer than version `alert_after` counts: drivers leave a refused command's
+        Alert on the property (the Flip-Flat refusing the light while open), and that Alert belongs
+        to the command that caused it, not to the next one. Pass the version `send_*` returned.
+        """
 
         def check() -> PropertySnapshot | None:
             snap = self._props.get((device, name))
@@ -295,7 +317,7 @@ class IndiClient:
                 if device not in self._devices:
                     raise DeviceMissing(f"device {device!r} disappeared from {self.address} (driver exited?)")
                 return None
-            if alert_raises and snap.state == "Alert":
+            if alert_raises and snap.state == "Alert" and snap.version > alert_after:
                 raise PropertyAlert(self._alert_text(device, name))
             return snap if condition(snap) else None
 
@@ -396,7 +418,8 @@ class IndiClient:
         if not wait:
             return self.get(device, name)
         return self.wait_for(
-            device, name, lambda s: s.version > base and s.state in ("Ok", "Idle"), timeout, f"{device}.{name}"
+            device, name, lambda s: s.version > base and s.state in ("Ok", "Idle"), timeout, f"{device}.{name}",
+            alert_after=base,
         )
 
     def set_switch(
@@ -410,7 +433,8 @@ class IndiClient:
         if not wait:
             return self.get(device, name)
         return self.wait_for(
-            device, name, lambda s: s.version > base and s.state in ("Ok", "Idle"), timeout, f"{device}.{name}"
+            device, name, lambda s: s.version > base and s.state in ("Ok", "Idle"), timeout, f"{device}.{name}",
+            alert_after=base,
         )
 
     def set_text(
@@ -420,7 +444,8 @@ class IndiClient:
         if not wait:
             return self.get(device, name)
         return self.wait_for(
-            device, name, lambda s: s.version > base and s.state in ("Ok", "Idle"), timeout, f"{device}.{name}"
+            device, name, lambda s: s.version > base and s.state in ("Ok", "Idle"), timeout, f"{device}.{name}",
+            alert_after=base,
         )
 
     # ---- BLOBs -----------------------------------------------------------------------------
