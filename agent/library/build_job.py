@@ -238,6 +238,8 @@ def register_master(
         stats["darkflat_id"] = inputs["darkflat_id"]
     if inputs.get("bias_id"):
         stats["bias_id"] = inputs["bias_id"]
+    if inputs.get("forced"):
+        stats["forced"] = True
     temps = [float(f["temperature"]) for f in frames if f["temperature"] is not None]
     if temps:
         stats["temperature_min"] = min(temps)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypedDict
 
 from agent.library.grouping import Group
@@ -33,6 +33,7 @@ class BuildInputs(FlatCalibration, total=False):
     tolerance: float
     max_age_days: float
     key: dict[str, object]
+    forced: bool  # built below the policy's count because a person asked
 
 
 @dataclass(frozen=True)
@@ -152,23 +153,39 @@ def schedule(
 ) -> tuple[list[int], list[Waiting]]:
     """Write a pending job for every ready group; returns the new job ids and the waiting groups."""
     ready, waiting = plan(lib, policy, kinds)
-    job_ids = []
-    for group, inputs in ready:
-        frame_ids = lib.group_frame_ids(group)
-        with lib.transaction() as c:
-            cur = c.execute(
-                "INSERT INTO jobs (kind, frame_type, group_key, frame_ids, inputs, state, created_at) "
-                "VALUES ('build', ?, ?, ?, ?, 'pending', ?)",
-                (
-                    group.key.frame_type.value,
-                    group_signature(group),
-                    json.dumps(frame_ids),
-                    json.dumps({**inputs, "key": group.key.as_dict()}),
-                    time.time(),
-                ),
-            )
-            job_ids.append(int(cur.lastrowid or 0))
-    return job_ids, waiting
+    return [_insert_job(lib, group, inputs) for group, inputs in ready], waiting
+
+
+def schedule_group(lib: Library, policy: LibraryPolicy, key: ConfigKey) -> int | str:
+    """A job for the one group with this key, even below the policy's count (a person asked for
+    it: the master is marked forced). Returns the job id, or why it cannot be built."""
+    groups = [g for g in lib.groups(policy, key.frame_type) if g.key == key]
+    if not groups:
+        return f"no frames are waiting for a {key.frame_type.value} master of {key.describe()}"
+    forced = replace(policy, min_frames={**policy.min_frames, key.frame_type: 1})
+    ready, waiting = plan(lib, forced, (key.frame_type,), groups=groups)
+    if not ready:
+        return waiting[0].reason if waiting else "a build of this group is already queued"
+    group, inputs = ready[0]
+    inputs["forced"] = group.count < policy.min_for(key.frame_type)
+    return _insert_job(lib, group, inputs)
+
+
+def _insert_job(lib: Library, group: Group, inputs: BuildInputs) -> int:
+    frame_ids = lib.group_frame_ids(group)
+    with lib.transaction() as c:
+        cur = c.execute(
+            "INSERT INTO jobs (kind, frame_type, group_key, frame_ids, inputs, state, created_at) "
+            "VALUES ('build', ?, ?, ?, ?, 'pending', ?)",
+            (
+                group.key.frame_type.value,
+                group_signature(group),
+                json.dumps(frame_ids),
+                json.dumps({**inputs, "key": group.key.as_dict()}),
+                time.time(),
+            ),
+        )
+        return int(cur.lastrowid or 0)
 
 
 def next_pending(lib: Library) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,10 @@ from agent.library.build_job import run_job
 from agent.library.build_plan import next_pending, schedule
 from agent.library.keys import LibraryPolicy
 from agent.library.recipes import DEFAULT_RECIPE
+from agent.library.recovery import MAX_ATTEMPTS, recover_jobs
 from agent.library.store import Library
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from agent.library.sweep import SweepReport
@@ -66,6 +70,7 @@ class BuildRunner:
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._last_sweep = 0.0
         self._last_master = self._newest_master()
+        self._crashes = 0  # workers in a row that exited with an error
 
     @property
     def busy(self) -> bool:
@@ -77,7 +82,14 @@ class BuildRunner:
             if self._proc.is_alive():
                 return True
             self._proc.join()
+            code = self._proc.exitcode
             self._proc = None
+            self._crashes = self._crashes + 1 if code else 0
+            if code:
+                recover_jobs(self.lib)  # a job it was running goes back to pending, or fails after repeats
+        if self._crashes >= MAX_ATTEMPTS:
+            self._fail_next(f"the build worker exited with code {code} {self._crashes} times in a row; see the log")
+            self._crashes = 0
         if next_pending(self.lib) is None:
             return False
         self._proc = self._ctx.Process(
@@ -112,11 +124,29 @@ class BuildRunner:
         self._last_sweep = now
         return sweep(self.lib, self.policy, runner=self, wait=False)
 
-    def wait(self) -> None:
-        """Block until no job is pending or running (the CLI; the agent polls instead)."""
+    def _fail_next(self, reason: str) -> None:
+        """A job no worker can run is failed with the reason rather than retried for ever."""
+        job = next_pending(self.lib)
+        if job is None:
+            return
+        log.error("build job %d failed: %s", job, reason)
+        with self.lib.transaction() as c:
+            c.execute(
+                "UPDATE jobs SET state = 'failed', reason = ?, finished_at = ? WHERE id = ? AND state = 'pending'",
+                (reason, time.time(), job),
+            )
+
+    def wait(self, stop: threading.Event | None = None) -> bool:
+        """Block until no job is pending or running (the CLI; the agent polls instead).
+
+        Returns False, leaving the worker running, as soon as `stop` is set: a stop request is
+        never kept waiting for a build."""
         while self.poll():
+            if stop is not None and stop.is_set():
+                return False
             if self._proc is not None:
-                self._proc.join()
+                self._proc.join(0.2)
+        return True
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.is_alive():

@@ -167,6 +167,11 @@ class Library:
         """The quality gates that fired on frames under `folder`, each with its reason."""
         return captures.night_gates(self.conn, folder)
 
+    def frame_path(self, frame_id: int) -> Path | None:
+        """Where the frame with this id is stored, or None if there is no such frame."""
+        row = self.conn.execute("SELECT path FROM frames WHERE id = ?", (frame_id,)).fetchone()
+        return None if row is None else Path(str(row[0]))
+
     def light_frame(self, path: str | os.PathLike[str]) -> sqlite3.Row | None:
         """The frame row of a light recorded at `path`, or None."""
         row: sqlite3.Row | None = self.conn.execute(

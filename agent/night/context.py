@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from agent.night.progress import ProgressStore, RunProgress
 
 if TYPE_CHECKING:
     from agent.library.store import Library
+    from agent.night.live import LiveStatus
     from agent.night.services import LightCalibrator, MasterBuilder, Uploads
 from agent.planner import NightPlan
 
@@ -46,6 +48,9 @@ class NightContext:
     builder: MasterBuilder | None = None  # stacks masters in a worker process
     sync: Uploads | None = None  # uploads new masters in the background
     status: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False  # the dashboard asked: no new exposure until resumed
+    live: LiveStatus | None = None  # the status file the dashboard reads
+    between_frames: Callable[[], None] | None = None  # the dashboard's requests, handled between frames
 
     @property
     def night(self) -> str:
@@ -70,13 +75,27 @@ class NightContext:
                 return True
             if not self.clock.sleep(min(remaining, step), self.abort):
                 return False
+            self.frame_done()
         return False
+
+    def frame_done(self) -> None:
+        """Between two frames (or two naps): the dashboard's requests are handled here."""
+        if self.between_frames is not None:
+            self.between_frames()
+
+    def live_status(self, **changes: Any) -> None:
+        if self.live is not None:
+            for name, value in changes.items():
+                setattr(self.live.status, name, value)
+            self.live.write(force=True)
 
     def note(self, kind: str, text: str) -> None:
         level = logging.WARNING if kind == "warning" else logging.INFO
         log.log(level, "%s", text)
         self.progress.note(self.now(), kind, text)
         self.progress_store.save(self.progress)
+        if kind == "warning" and self.live is not None:
+            self.live.warn(text)
 
     # ---- frames ------------------------------------------------------------------------------
     def frame_path(
@@ -120,4 +139,7 @@ class NightContext:
         result = self.library.ingest_file(path)
         if getattr(result, "status", "added") == "quarantined":
             self.note("warning", f"{path.name} was quarantined: {result.reason}")
+        if self.live is not None:
+            self.live.frame(path, frame_type, target=target, filter=filter_name, exposure=exposure)
+            self.live.cooler(self)
         return path

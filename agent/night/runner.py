@@ -26,6 +26,7 @@ from agent.errors import DeviceMissing, IndiError, ObsAgentError
 from agent.night import states
 from agent.night.context import Aborted, NightContext
 from agent.night.dispatch import due
+from agent.night.live import LiveStatus, Requests
 from agent.night.machine import DISPATCH_EVENTS, NightModel, build_machine, fire
 from agent.night.progress import ProgressStore, RunProgress
 from agent.night.states.common import count_frame_faults
@@ -84,10 +85,13 @@ class NightRunner:
         self.ctx: NightContext | None = None
         self.result: RunResult | None = None
         self.fast_forward: float | None = None  # simulator only: speed while nothing is due
+        self.requests: Requests | None = None
+        self.stop_reason: str | None = None  # why a stop was requested (signal, dashboard)
 
     # ---- signals ---------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
         log.warning("%s: aborting the night safely", reason)
+        self.stop_reason = self.stop_reason or reason
         self.abort.set()
         if self.ctx is not None:
             self.ctx.rig.client.wake()
@@ -161,6 +165,9 @@ class NightRunner:
             abort=self.abort,
         )
         rig.camera.stop_event = self.abort
+        ctx.live = LiveStatus(self.data_dir, progress.night, plan.to_dict())
+        self.requests = Requests(ctx, self.request_stop)
+        ctx.between_frames = self.requests.handle
         rig.camera.on_fault = count_frame_faults(ctx)
         if self.fast_forward and isinstance(clock, SimClock):
             ctx.status["fast_forward"] = self.fast_forward
@@ -180,6 +187,8 @@ class NightRunner:
         ctx.progress.updated = ctx.now().isoformat(timespec="seconds")
         ctx.progress_store.save(ctx.progress)
         ctx.status["state"] = state
+        if ctx.live is not None:
+            ctx.live.state(state, ctx.status)
         if self.on_status:
             self.on_status(ctx)
 
@@ -194,6 +203,9 @@ class NightRunner:
             while model.state != "done":
                 if self.abort.is_set():
                     raise Aborted("stop requested")
+                ctx.frame_done()  # the dashboard's requests (a pause waits here)
+                if self.abort.is_set():
+                    raise Aborted("stop requested")
                 event = self._step(ctx, model.state)
                 if event == "dispatch":
                     event = DISPATCH_EVENTS[due(ctx).activity]
@@ -204,13 +216,20 @@ class NightRunner:
                 if ctx.builder is not None:
                     ctx.builder.poll()
         except Aborted as exc:
-            reason = str(exc)
+            reason = self.stop_reason if self.abort.is_set() and self.stop_reason else str(exc)
             failures = make_safe(ctx) if ctx.rig.client.connected else ["not connected"]
+            if self.requests is not None and self.requests.park_requested and ctx.rig.mount is not None and ctx.rig.client.connected:
+                try:
+                    ctx.rig.mount.park()
+                except IndiError as exc:
+                    failures.append(f"park: {exc}")
             ctx.note(
                 "warning" if failures else "info",
                 f"stopped ({reason}); hardware made safe" + (f" except: {failures}" if failures else ""),
             )
         finally:
+            if model.state != "done" and not self.abort.is_set():
+                self._build_anyway(ctx)
             if ctx.calibrator is not None:
                 ctx.calibrator.close()
             if ctx.builder is not None:
@@ -220,6 +239,16 @@ class NightRunner:
             ctx.rig.client.disconnect()
         self.result = RunResult(ctx.night, model.state, aborted=reason is not None, reason=reason)
         return self.result
+
+    def _build_anyway(self, ctx: NightContext) -> None:
+        """The night ended early (hardware gone): masters that are ready are still built."""
+        from agent.night.services import finish_masters
+
+        try:
+            finish_masters(ctx)
+        except Exception as exc:  # noqa: BLE001 - the night is over; say why, never crash here
+            log.error("building masters after the night failed:\n%s", traceback.format_exc())
+            ctx.note("warning", f"masters not built after the night: {exc!r}")
 
     def _step(self, ctx: NightContext, state: str) -> str:
         """Run one activity; faults become events (safe/recovered) or skips, never a crash."""

@@ -261,15 +261,16 @@ class MasterBuilder:
         if ids and self.sync is not None:
             self.sync.queue_masters(ids)
 
-    def finish(self) -> None:
-        """Build everything that is ready now and wait for it (morning)."""
+    def finish(self, stop: threading.Event | None = None) -> bool:
+        """Build everything that is ready now and wait for it (morning); False if `stop` came first."""
         from agent.library.builder import schedule
 
         schedule(self.runner.lib, self.runner.policy)
-        self.runner.wait()
+        finished = self.runner.wait(stop)
         self._queue_new_masters()
         if self.sync is not None:
             self.sync.wake()
+        return finished
 
     def close(self) -> None:
         self.runner.stop()
@@ -303,3 +304,20 @@ def attach_services(ctx: NightContext, uploads: UploadsFactory | None = None) ->
             ctx.builder.sync = ctx.sync
         except Exception as exc:  # a bad sync target must not stop the night; it is reported
             ctx.note("warning", f"sync to {ctx.seq.sync.url} not started: {exc}")
+
+
+def finish_masters(ctx: NightContext) -> None:
+    """Build the masters that are ready and calibrate the lights that waited for them.
+
+    Needs no hardware, so it runs whatever happened to the capture (cap jammed, camera gone,
+    unsafe); only a stop request cuts it short (the next run or sweep finishes the job).
+    """
+    if ctx.builder is not None:
+        ctx.note("info", "building the masters that are ready")
+        if not ctx.builder.finish(ctx.abort):
+            return
+    if ctx.calibrator is not None and not ctx.abort.is_set():
+        n = recalibrate_pending(ctx)
+        if n:
+            ctx.note("info", f"calibrating {n} light(s) that waited for masters")
+        ctx.calibrator.drain()

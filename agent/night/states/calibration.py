@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from agent.devices import ServerLost
+from agent.errors import DeviceMissing, IndiError
 from agent.night.context import NightContext
 from agent.night.dispatch import active_gap, gap_key
-from agent.night.services import dark_jobs
+from agent.night.services import dark_jobs, finish_masters
 from agent.night.states.common import capture, close_cap_for_darks
 
 
@@ -68,15 +70,12 @@ def run_gap(ctx: NightContext) -> str:
 
 
 def run_morning(ctx: NightContext) -> str:
-    _capture_jobs(ctx, None)
-    if ctx.builder is not None:
-        ctx.note("info", "building the masters that are ready")
-        ctx.builder.finish()
-    if ctx.calibrator is not None:
-        from agent.night.services import recalibrate_pending
-
-        n = recalibrate_pending(ctx)
-        if n:
-            ctx.note("info", f"calibrating {n} light(s) that waited for masters")
-        ctx.calibrator.drain()
+    """Missing darks, bias and dark flats; then the masters, whatever happened to the capture."""
+    try:
+        _capture_jobs(ctx, None)
+    except (ServerLost, DeviceMissing):
+        raise  # the rig is gone: the runner makes it safe; the masters are built at the end regardless
+    except IndiError as exc:
+        ctx.note("warning", f"morning calibration frames stopped: {exc}; building what is ready")
+    finish_masters(ctx)
     return "dispatch"

@@ -51,7 +51,9 @@ def capture(
         if ctx.abort.is_set():
             raise Aborted("stop requested") from exc
         raise
-    return ctx.store_frame(frame, frame_type, exposure, filter_name, target)
+    path = ctx.store_frame(frame, frame_type, exposure, filter_name, target)
+    ctx.frame_done()
+    return path
 
 
 def close_cap_for_darks(ctx: NightContext) -> bool:
