@@ -1,12 +1,20 @@
-"""Mount capability: park/unpark, tracking, goto RA/Dec or alt-az (converted with the mount's site)."""
+"""Mount capability: park/unpark, tracking, goto RA/Dec or alt-az, and the site and time it works with.
+
+A mount only points right if it knows where and when it is: INDI telescopes (inditelescope.cpp,
+EQMod, OnStep) take GEOGRAPHIC_COORD (LAT, LONG 0..360 east, ELEV) and TIME_UTC (UTC ISO text,
+OFFSET hours); the stock simulator starts at 0°, 0°. `push_site_and_time` sends ours and checks
+the mount took them. `pointing_header` gives a light its RA/DEC/OBJCTRA/OBJCTDEC/PIERSIDE/AIRMASS.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 
+import numpy as np
+
 from agent.devices.client import IndiClient
-from agent.errors import PropertyMissing
+from agent.errors import IndiError, PropertyMissing
 
 
 class Mount:
@@ -88,6 +96,80 @@ class Mount:
         obstime = Time(when or dt.datetime.now(dt.UTC))
         eod = SkyCoord(ra=ra_deg * u.deg, dec=dec_deg * u.deg, frame="icrs").transform_to(TETE(obstime=obstime))
         self.goto_radec(float(eod.ra.hour), float(eod.dec.deg), track=True)
+
+    def set_site(self, lat: float, lon: float, elevation: float = 0.0) -> None:
+        """Send the site (longitude east, stored 0..360 as INDI does) and verify it."""
+        if not self.client.has(self.name, "GEOGRAPHIC_COORD"):
+            raise PropertyMissing(f"{self.name} has no GEOGRAPHIC_COORD; set the site in its hand controller")
+        values = {"LAT": lat, "LONG": lon % 360.0}
+        if "ELEV" in self.client.get(self.name, "GEOGRAPHIC_COORD").values:
+            values["ELEV"] = elevation
+        self.client.set_number(self.name, "GEOGRAPHIC_COORD", values, timeout=30.0)
+        got_lat, got_lon, _ = self.site()
+        if abs(got_lat - lat) > 0.01 or abs((got_lon - lon + 180) % 360 - 180) > 0.01:
+            raise PropertyMissing(f"{self.name} did not take the site {lat:.4f}, {lon:.4f} (reports {got_lat}, {got_lon})")
+
+    def set_time(self, when: dt.datetime | None = None) -> None:
+        """Send the UTC time (TIME_UTC: UTC text, OFFSET hours); `when` defaults to the system clock."""
+        if not self.client.has(self.name, "TIME_UTC"):
+            raise PropertyMissing(f"{self.name} has no TIME_UTC; set its clock in its hand controller")
+        when = (when or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        values = {"UTC": when.strftime("%Y-%m-%dT%H:%M:%S")}
+        if "OFFSET" in self.client.get(self.name, "TIME_UTC").values:
+            values["OFFSET"] = "0"
+        self.client.set_text(self.name, "TIME_UTC", values, timeout=30.0)
+
+    def push_site_and_time(
+        self, lat: float, lon: float, elevation: float = 0.0, when: dt.datetime | None = None
+    ) -> list[str]:
+        """Give the mount our site and time; what could not be set is returned as warnings."""
+        warnings = []
+        for action in (lambda: self.set_site(lat, lon, elevation), lambda: self.set_time(when)):
+            try:
+                action()
+            except IndiError as exc:
+                warnings.append(str(exc))
+        return warnings
+
+    def pier_side(self) -> str | None:
+        """"EAST"/"WEST" from TELESCOPE_PIER_SIDE (PIER_EAST/PIER_WEST), None when unknown."""
+        if not self.client.has(self.name, "TELESCOPE_PIER_SIDE"):
+            return None
+        values = self.client.get(self.name, "TELESCOPE_PIER_SIDE").values
+        for element, side in (("PIER_EAST", "EAST"), ("PIER_WEST", "WEST")):
+            if values.get(element):
+                return side
+        return None
+
+    def pointing_header(self, when: dt.datetime | None = None) -> dict[str, object]:
+        """FITS cards for a light: RA/DEC (J2000 deg), OBJCTRA/OBJCTDEC (sexagesimal), PIERSIDE, AIRMASS."""
+        from agent import offline
+
+        offline.configure()
+        import astropy.units as u
+        from astropy.coordinates import ICRS, TETE, AltAz, EarthLocation, SkyCoord
+        from astropy.time import Time
+
+        ra_h, dec = self.radec()
+        obstime = Time(when or dt.datetime.now(dt.UTC))
+        j2000 = SkyCoord(ra=ra_h * u.hourangle, dec=dec * u.deg, frame=TETE(obstime=obstime)).transform_to(ICRS())
+        cards: dict[str, object] = {
+            "RA": (round(float(j2000.ra.deg), 6), "J2000 right ascension of the pointing [deg]"),
+            "DEC": (round(float(j2000.dec.deg), 6), "J2000 declination of the pointing [deg]"),
+            "OBJCTRA": (j2000.ra.to_string(unit=u.hourangle, sep=" ", precision=2, pad=True), "J2000 RA [h m s]"),
+            "OBJCTDEC": (j2000.dec.to_string(sep=" ", precision=1, alwayssign=True, pad=True), "J2000 Dec [d m s]"),
+        }
+        side = self.pier_side()
+        if side is not None:
+            cards["PIERSIDE"] = (side, "side of the pier the telescope is on")
+        if self.client.has(self.name, "GEOGRAPHIC_COORD"):
+            lat, lon, elev = self.site()
+            where = EarthLocation(lat=lat * u.deg, lon=lon * u.deg, height=elev * u.m)
+            alt = float(j2000.transform_to(AltAz(obstime=obstime, location=where)).alt.deg)
+            if alt > 1.0:
+                cards["AIRMASS"] = (round(1.0 / float(np.sin(np.radians(alt + 244.0 / (165.0 + 47.0 * alt**1.1)))), 4),
+                                    "airmass at the start (Pickering 2002)")
+        return cards
 
     def site(self) -> tuple[float, float, float]:
         values = self.client.get(self.name, "GEOGRAPHIC_COORD").values

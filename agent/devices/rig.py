@@ -23,14 +23,17 @@ class Rig:
 
 
 def pick_wheel(client: IndiClient, camera: str, name: str | None) -> str | None:
-    """A dedicated wheel beats the camera's built-in filter slots; None when there is neither."""
+    """A dedicated wheel beats the camera's built-in filter slots; None when there is neither.
+
+    A wheel is a device that *defines* FILTER_SLOT after connecting: QHY (qhy_ccd.cpp) and SBIG
+    (sbig_ccd.cpp) set the filter interface bit whether or not a wheel is attached.
+    """
     if name:
         return find_device(client, "wheel", name)
-    wheels = [d for d in client.devices() if "wheel" in capabilities(client, d)]
-    dedicated = [d for d in wheels if d != camera]
+    dedicated = [d for d in client.devices() if d != camera and "wheel" in capabilities(client, d)]
     if dedicated:
         return dedicated[0]
-    return camera if camera in wheels else None
+    return camera if client.has(camera, "FILTER_SLOT") else None  # the camera is connected by now
 
 
 def connect_rig(
@@ -40,6 +43,7 @@ def connect_rig(
     panel: str | None = None,
     mount: str | None = None,
     need_wheel: bool = False,
+    dust_cap: str | None = None,
     need_panel: bool = False,
     need_mount: bool = False,
 ) -> Rig:
@@ -53,8 +57,8 @@ def connect_rig(
         rig.wheel.connect()
     elif need_wheel:
         raise DeviceMissing(f"no filter wheel on {client.address}; start its driver or drop --filter")
-    if panel or need_panel:
-        rig.panel = FlatPanel(client, find_device(client, "lightbox", panel))
+    if panel or need_panel or dust_cap:
+        rig.panel = FlatPanel(client, find_device(client, "lightbox", panel), cap_device=dust_cap)
         rig.panel.connect()
     if mount or need_mount:
         rig.mount = Mount(client, find_device(client, "mount", mount))
