@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from agent.stacking.warmup import warm_up
-
 
 def _cache_state(folder: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
@@ -22,7 +20,9 @@ def _frames(folder: Path, kind: str, level: float, count: int, exposure: float) 
     rng = np.random.default_rng(len(kind))
     paths = []
     for i in range(count):
-        data = np.clip(rng.normal(level, 10, (60, 80)), 0, 65535).astype(np.uint16)
+        data = np.clip(rng.normal(level, 10, (700, 40)), 0, 65535).astype(
+            np.uint16
+        )  # 3 bands, the last short
         data[5, 7] = 60000
         header = fits.Header({"IMAGETYP": kind, "EXPTIME": exposure, "BAYERPAT": "RGGB"})
         path = folder / f"{kind.split()[0]}_{i}.fits"
@@ -32,9 +32,12 @@ def _frames(folder: Path, kind: str, level: float, count: int, exposure: float) 
 
 
 def test_after_warm_up_the_cli_compiles_no_kernel(tmp_path: Path) -> None:
-    cache = Path(os.environ["NUMBA_CACHE_DIR"])
-    warm_up()
+    """A fresh install: an empty cache, `make setup`'s warm-up, then the commands (compiles once, ~40 s)."""
+    cache = tmp_path / "numba"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    subprocess.run([sys.executable, "-m", "agent.stacking.warmup"], check=True, capture_output=True, env=env)
     before = _cache_state(cache)
+    assert before
     darks = _frames(tmp_path, "Dark Frame", 540.0, 9, 60.0)
     flats = _frames(tmp_path, "Flat Field", 20000.0, 9, 1.0)
     darkflats = _frames(tmp_path, "Darkflat Dark Flat", 500.0, 5, 1.0)
@@ -49,5 +52,13 @@ def test_after_warm_up_the_cli_compiles_no_kernel(tmp_path: Path) -> None:
         [*cli, "calibrate", *lights, "-o", str(tmp_path / "cal"), "--dark", md, "--flat", mf],
     ]
     for cmd in runs:
-        subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, NUMBA_CACHE_DIR=str(cache)))
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
     assert _cache_state(cache) == before
+
+
+def test_warm_up_runs_in_process_and_reports_its_steps() -> None:
+    from agent.stacking.warmup import STEPS, warm_up
+
+    seen: list[str] = []
+    assert warm_up(seen.append) > 0
+    assert seen == list(STEPS)

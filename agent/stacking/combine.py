@@ -232,9 +232,15 @@ def combine(
     bands = [(r0, min(rows, r0 + band_rows)) for r0 in range(0, rows, band_rows)]
     sample_index = {r: i for i, r in enumerate(sample_rows)}
 
+    def band_view(b: int) -> np.ndarray:
+        """Band b's rows of its buffer as one contiguous block: a short last band keeps the kernels'
+        C-contiguous signature (a strided view would compile a second one at the first user's run)."""
+        r0, r1 = bands[b]
+        return buffers[b % 2].reshape(-1)[: n * (r1 - r0) * cols].reshape(n, r1 - r0, cols)
+
     def load(b: int) -> None:
         r0, r1 = bands[b]
-        buf = buffers[b % 2][:, : r1 - r0]
+        buf = band_view(b)
         for i, fr in enumerate(frames):
             _read_band(fr, r0, r1, buf[i], band_kind)
             if samples is not None:
@@ -254,7 +260,7 @@ def combine(
                 pending.result()
                 if b + 1 < len(bands):
                     pending = reader.submit(load, b + 1)
-                buf = buffers[b % 2][:, : r1 - r0]
+                buf = band_view(b)
                 lo_map = rej_low[r0:r1] if rej_low is not None else scratch_low[: r1 - r0]  # type: ignore[index]
                 hi_map = rej_high[r0:r1] if rej_high is not None else scratch_high[: r1 - r0]  # type: ignore[index]
                 fcounts = np.zeros((r1 - r0, n, 2), np.int64)
