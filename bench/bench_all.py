@@ -38,7 +38,9 @@ PY = sys.executable
 OBSAGENT = str(Path(PY).parent / "obsagent")
 
 
-def run_child(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float]:
+def run_child(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float]:
     """Run cmd; (wall seconds, peak RSS MB of the command).
 
     The peak comes from GNU time, the command's parent: a child forked straight from this
@@ -92,9 +94,7 @@ def median_runs(runs: int, *fns: Callable[[], tuple[float, float]]) -> list[tupl
     for _ in range(runs):
         for i, fn in enumerate(fns):
             results[i].append(fn())
-    return [
-        (statistics.median(s for s, _ in r), statistics.median(m for _, m in r)) for r in results
-    ]
+    return [(statistics.median(s for s, _ in r), statistics.median(m for _, m in r)) for r in results]
 
 
 def evict(paths: list[Path]) -> None:
@@ -193,8 +193,12 @@ def bench_stack(args: argparse.Namespace, out: Path, cache: Path) -> list[Row]:
         ours_stack(darks, out / "bench_dark.fits", rej, args.threads, cache, ["--type", "dark"])  # kernels
         (o_s, o_mb), (p_s, p_mb) = median_runs(
             args.runs,
-            lambda rej=rej: ours_stack(darks, out / "bench_dark.fits", rej, args.threads, cache, ["--type", "dark"]),
-            lambda siril_rej=siril_rej: siril_stack(darks, out / "siril_darks", "dark", siril_rej, args.threads),
+            lambda rej=rej: ours_stack(
+                darks, out / "bench_dark.fits", rej, args.threads, cache, ["--type", "dark"]
+            ),
+            lambda siril_rej=siril_rej: siril_stack(
+                darks, out / "siril_darks", "dark", siril_rej, args.threads
+            ),
         )
         rows.append(Row(f"master dark, 30 x 4144x2822, {label}", f"siril-cli `rej {siril_rej} 3 3`",
                         o_s, p_s, o_mb, p_mb, 0.45, 400))  # fmt: skip
@@ -221,11 +225,15 @@ def bench_first_call(args: argparse.Namespace, out: Path, cache: Path) -> list[R
         fresh = Path(tempfile.mkdtemp(prefix="numba-fresh-", dir=out))
         subprocess.run([PY, "-m", "agent.stacking.warmup"], env=env_with_cache(fresh), check=True,
                        capture_output=True)  # fmt: skip
-        firsts.append(ours_stack(darks, out / "bench_first.fits", "winsorized", args.threads, fresh, ["--type", "dark"]))
+        firsts.append(
+            ours_stack(darks, out / "bench_first.fits", "winsorized", args.threads, fresh, ["--type", "dark"])
+        )
         shutil.rmtree(fresh)
-    (w_s, w_mb), = median_runs(
+    ((w_s, w_mb),) = median_runs(
         args.runs,
-        lambda: ours_stack(darks, out / "bench_first.fits", "winsorized", args.threads, cache, ["--type", "dark"]),
+        lambda: ours_stack(
+            darks, out / "bench_first.fits", "winsorized", args.threads, cache, ["--type", "dark"]
+        ),
     )
     f_s = statistics.median(s for s, _ in firsts)
     f_mb = statistics.median(m for _, m in firsts)
@@ -239,7 +247,9 @@ def bench_cold_cache(args: argparse.Namespace, out: Path, cache: Path) -> list[R
 
     def build() -> tuple[float, float]:
         evict(darks)
-        return ours_stack(darks, out / "bench_cold.fits", "winsorized", args.threads, cache, ["--type", "dark"])
+        return ours_stack(
+            darks, out / "bench_cold.fits", "winsorized", args.threads, cache, ["--type", "dark"]
+        )
 
     def read_once() -> tuple[float, float]:
         evict(darks)
@@ -247,7 +257,9 @@ def bench_cold_cache(args: argparse.Namespace, out: Path, cache: Path) -> list[R
 
     def build_warm() -> tuple[float, float]:
         warm(darks)
-        return ours_stack(darks, out / "bench_cold.fits", "winsorized", args.threads, cache, ["--type", "dark"])
+        return ours_stack(
+            darks, out / "bench_cold.fits", "winsorized", args.threads, cache, ["--type", "dark"]
+        )
 
     def read_bands() -> tuple[float, float]:
         evict(darks)
@@ -282,8 +294,17 @@ def calibration_set(out: Path, shape: tuple[int, int], tag: str) -> dict[str, Pa
 
     rng = np.random.default_rng(11)
     rows, cols = shape
-    hdr = {"EXPTIME": 120.0, "GAIN": 120, "OFFSET": 30, "CCD-TEMP": -10.0, "BAYERPAT": "RGGB", "SENSKIND": "cmos"}
-    pattern = 800.0 + rng.normal(0, 3, (1, cols)) + (rng.random(shape) < 5e-4) * rng.uniform(200, 20000, shape)
+    hdr = {
+        "EXPTIME": 120.0,
+        "GAIN": 120,
+        "OFFSET": 30,
+        "CCD-TEMP": -10.0,
+        "BAYERPAT": "RGGB",
+        "SENSKIND": "cmos",
+    }
+    pattern = (
+        800.0 + rng.normal(0, 3, (1, cols)) + (rng.random(shape) < 5e-4) * rng.uniform(200, 20000, shape)
+    )
     darks = []
     for i in range(5):
         p = folder / f"raw_dark_{i}.fits"
@@ -301,7 +322,9 @@ def calibration_set(out: Path, shape: tuple[int, int], tag: str) -> dict[str, Pa
     fits.PrimaryHDU(flat * np.float32(20000.0), flat_hdr).writeto(files["flat"], overwrite=True)
     light = pattern + 1500.0 * vignette + rng.normal(0, 20, shape)
     light_data = np.clip(np.rint(light), 0, 65535).astype(np.uint16)
-    fits.PrimaryHDU(light_data, fits.Header({"IMAGETYP": "Light Frame", **hdr})).writeto(files["light"], overwrite=True)
+    fits.PrimaryHDU(light_data, fits.Header({"IMAGETYP": "Light Frame", **hdr})).writeto(
+        files["light"], overwrite=True
+    )
     fits.PrimaryHDU((dark.data / 65535.0).astype(np.float32)).writeto(files["siril_dark"], overwrite=True)
     fits.PrimaryHDU(flat * np.float32(20000.0 / 65535.0)).writeto(files["siril_flat"], overwrite=True)
     for p in darks:
@@ -353,7 +376,7 @@ def bench_calibrate(args: argparse.Namespace, out: Path, cache: Path) -> list[Ro
 
 
 def bench_startup(args: argparse.Namespace, out: Path, cache: Path) -> list[Row]:
-    (o_s, o_mb), = median_runs(max(args.runs, 5), lambda: run_child([OBSAGENT, "--help"]))
+    ((o_s, o_mb),) = median_runs(max(args.runs, 5), lambda: run_child([OBSAGENT, "--help"]))
     return [Row("`obsagent --help`", "target 0.3 s", o_s, None, o_mb, None, 0.3, None)]
 
 
@@ -395,7 +418,7 @@ def bench_library(args: argparse.Namespace, out: Path, cache: Path) -> list[Row]
     for _ in range(args.runs):
         res = subprocess.run([PY, "-c", _NEEDS, str(data)], check=True, capture_output=True, text=True)
         inner.append(float(res.stdout.split()[-1]))
-    (o_s, o_mb), = median_runs(
+    ((o_s, o_mb),) = median_runs(
         args.runs, lambda: run_child([OBSAGENT, "library", "needs", "--data", str(data), "--json"])
     )
     return [
@@ -473,7 +496,9 @@ def main() -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "numba-cache"
-    subprocess.run([PY, "-m", "agent.stacking.warmup"], env=env_with_cache(cache), check=True, capture_output=True)
+    subprocess.run(
+        [PY, "-m", "agent.stacking.warmup"], env=env_with_cache(cache), check=True, capture_output=True
+    )
     description = machine()
     chosen = args.only.split(",") if args.only else list(BENCHES)
     rows: list[Row] = []
