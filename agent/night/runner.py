@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CLOCK_JUMP_S = 60.0  # a step back in time larger than this is reported
+
 # Activities whose completion is remembered for the night (so a resumed night does not repeat them).
 ONCE_PER_NIGHT = {"dusk_flats", "dawn_flats", "panel_flats", "morning_calibration"}
 
@@ -87,6 +89,7 @@ class NightRunner:
         self.fast_forward: float | None = None  # simulator only: speed while nothing is due
         self.requests: Requests | None = None
         self.stop_reason: str | None = None  # why a stop was requested (signal, dashboard)
+        self._last_clock: dt.datetime | None = None
 
     # ---- signals ---------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -206,6 +209,7 @@ class NightRunner:
                 ctx.frame_done()  # the dashboard's requests (a pause waits here)
                 if self.abort.is_set():
                     raise Aborted("stop requested")
+                self._watch_clock(ctx)
                 event = self._step(ctx, model.state)
                 if event == "dispatch":
                     event = DISPATCH_EVENTS[due(ctx).activity]
@@ -239,6 +243,20 @@ class NightRunner:
             ctx.rig.client.disconnect()
         self.result = RunResult(ctx.night, model.state, aborted=reason is not None, reason=reason)
         return self.result
+
+    def _watch_clock(self, ctx: NightContext) -> None:
+        """A clock that jumps back (a restarted simulator, a corrected system clock) is said in the report."""
+        now = ctx.now()
+        last = self._last_clock
+        self._last_clock = now
+        if last is not None and (last - now).total_seconds() > CLOCK_JUMP_S:
+            back = last - now
+            ctx.progress.record_fault("clock went back")
+            ctx.note(
+                "warning",
+                f"the clock went back by {back} (from {last:%Y-%m-%d %H:%M:%S} to {now:%H:%M:%S} UTC); "
+                "the plan and the windows follow the new time",
+            )
 
     def _build_anyway(self, ctx: NightContext) -> None:
         """The night ended early (hardware gone): masters that are ready are still built."""
