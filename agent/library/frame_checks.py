@@ -8,12 +8,13 @@ flat that is under- or over-exposed. Lights pass untouched: their checks come at
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
-from astropy.io import fits
+from typing import TYPE_CHECKING
 
 from agent.library.headers import FrameInfo
 from agent.library.keys import FrameType
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SAMPLE_STEP = 8  # every 8th row and column: 1/64 of the pixels, enough for a median
 
@@ -34,6 +35,9 @@ temperature it had, never by the one it asked for."""
 
 def _sample(path: Path) -> tuple[np.ndarray, float] | None:
     """A regular sample of the first image's pixels and the data's full scale; None if unreadable."""
+    import numpy as np
+    from astropy.io import fits
+
     try:
         with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
             for hdu in hdul:
@@ -54,6 +58,8 @@ def _sample(path: Path) -> tuple[np.ndarray, float] | None:
 
 def gate(path: Path, info: FrameInfo) -> str | None:
     """Why this calibration frame must not be stacked, or None when it may."""
+    import numpy as np
+
     if info.frame_type is FrameType.LIGHT:
         return None
     sample = _sample(path)

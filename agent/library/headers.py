@@ -11,11 +11,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-from astropy.io import fits
+from typing import TYPE_CHECKING
 
 from agent.errors import ObsAgentError
 from agent.library.keys import FrameType, exposure_key
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 # Normalised IMAGETYP/FRAME spellings (lower case, spaces, '_' and '-' removed).
 _TYPE_WORDS: dict[str, FrameType] = {

@@ -11,11 +11,12 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import Protocol
-
-from astropy.io import fits
+from typing import TYPE_CHECKING, Protocol
 
 from agent.library.keys import FrameType
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 DEFAULT_RECIPE = "agent.library.recipes:stacking_recipe"
 

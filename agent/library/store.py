@@ -17,9 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-
-import numpy as np
-from astropy.io import fits
+from typing import TYPE_CHECKING
 
 from agent.library import captures, grouping, ingest, light_records, master_records, sensor_kinds
 from agent.library.database import DB_NAME, LibraryError, connect, key_clause, transaction
@@ -28,6 +26,10 @@ from agent.library.ingest import FITS_SUFFIXES, IngestResult, file_checksum, ite
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, SensorKind
 from agent.library.master_records import MasterRecord, master_from_row
 from agent.library.migrations import migrate
+
+if TYPE_CHECKING:
+    import numpy as np
+    from astropy.io import fits
 
 __all__ = [
     "DB_NAME",
