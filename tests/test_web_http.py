@@ -240,13 +240,13 @@ def test_zip_of_a_night_and_a_target(finished_night: FinishedNight) -> None:
 
 
 def test_errors_never_show_a_traceback(finished_night: FinishedNight, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.library import queries
+    from agent.library.queries import campaigns, lights
 
     def broken(*args: object, **kw: object) -> object:
         raise RuntimeError("secret internals /home/pi/.ssh")
 
-    monkeypatch.setattr(queries, "campaigns", broken)
-    monkeypatch.setattr(queries, "light_detail", broken)
+    monkeypatch.setattr(campaigns, "campaigns", broken)
+    monkeypatch.setattr(lights, "light_detail", broken)
     c = TestClient(create_app(WebSettings(data_dir=finished_night.root)), raise_server_exceptions=False)
     for url in ("/campaigns", "/api/campaigns", f"/lights/{finished_night.lights['calibrated']}"):
         r = c.get(url)

@@ -1,0 +1,112 @@
+"""The JSON API under /api/: what the CLI's `--json` prints, at stable URLs for scripts and home
+automation, documented by OpenAPI (/api/openapi.json, a list at /api)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+
+from agent import control
+from agent.library.queries import campaigns, groups, lights, masters, needs_view, nights
+from agent.status import read_status
+from agent.web.pages.reports import report_for
+from agent.web.site import NotFound, Site, numeric_id
+
+
+def register(app: FastAPI, site: Site) -> None:
+    root = site.root
+    settings = site.settings
+    cache = site.cache
+
+    @app.get("/api/status", tags=["status"], summary="What the night is doing (the status file), and the library counts")
+    def api_status() -> dict[str, Any]:
+        status = read_status(root)
+        lib = site.library()
+        return {
+            "status": status.to_dict() if status else None,
+            "library": lib.counts() if lib else None,
+            "requests": [r.as_dict() for r in control.recent_requests(root, 20)],
+        }
+
+    @app.get("/api/plan", tags=["status"], summary="Tonight's plan as `obsagent plan --json` prints it")
+    def api_plan() -> dict[str, Any]:
+        status = read_status(root)
+        if status is None or status.plan is None:
+            raise NotFound("no plan yet: the night has not written one")
+        return status.plan
+
+    @app.get("/api/needs", tags=["library"], summary="As `obsagent library needs --json`")
+    def api_needs() -> dict[str, Any]:
+        lib = site.library()
+        started = time.perf_counter()
+        items = cache.get("needs", lambda: needs_view.needs_table(lib, settings.policy)) if lib else []
+        return {"needs": items, "seconds": round(time.perf_counter() - started, 4)}
+
+    @app.get("/api/masters", tags=["library"], summary="As `obsagent library masters --json` (all=1 for superseded too)")
+    def api_masters(all: int = 0) -> list[dict[str, Any]]:
+        lib = site.library()
+        return masters.masters_table(lib, include_superseded=bool(all)) if lib else []
+
+    @app.get("/api/masters/{master_id}", tags=["library"], summary="One master with its source frames")
+    def api_master(master_id: str) -> dict[str, Any]:
+        detail = masters.master_detail(site.need_library(), numeric_id(master_id))
+        if detail is None:
+            raise NotFound(f"no master #{master_id}")
+        return detail
+
+    @app.get("/api/frames", tags=["library"], summary="As `obsagent library frames --json`")
+    def api_frames(state: str = "", limit: int = 1000) -> list[dict[str, Any]]:
+        lib = site.library()
+        return lib.frames(state=state or None, limit=max(1, min(limit, 10000))) if lib else []
+
+    @app.get("/api/groups", tags=["library"], summary="Accumulating frames by configuration, with progress")
+    def api_groups() -> list[dict[str, Any]]:
+        lib = site.library()
+        return cache.get("groups", lambda: groups.frame_groups(lib, settings.policy)) if lib else []
+
+    @app.get("/api/lights", tags=["lights"], summary="As `obsagent library lights --json`, with night and target")
+    def api_lights(night: str = "", target: str = "", filter: str = "", status: str = "",
+                   limit: int = 1000) -> list[dict[str, Any]]:  # fmt: skip
+        lib = site.library()
+        if lib is None:
+            return []
+        index = cache.get("lights", lambda: lights.lights_index(lib))
+        rows = index.select(night or None, target or None, filter or None, status or None)[: max(1, min(limit, 50000))]
+        return [{k: v for k, v in r.items() if k != "chip"} for r in rows]
+
+    @app.get("/api/lights/{frame_id}", tags=["lights"], summary="One light: masters used, warnings")
+    def api_light(frame_id: str) -> dict[str, Any]:
+        detail = lights.light_detail(site.need_library(), numeric_id(frame_id))
+        if detail is None:
+            raise NotFound(f"no light #{frame_id}")
+        return detail
+
+    @app.get("/api/report", tags=["status"], summary="The morning report, as `obsagent report --json` (latest night)")
+    def api_report(night: str = "") -> dict[str, Any]:
+        lib = site.need_library()
+        names = nights.night_names(root, cache.get("lights", lambda: lights.lights_index(lib)))
+        if not names:
+            raise NotFound("no night has run yet with this data directory")
+        return report_for(site, night or names[0])
+
+    @app.get("/api/campaigns", tags=["lights"], summary="Lights and hours per target and filter")
+    def api_campaigns() -> list[dict[str, Any]]:
+        lib = site.library()
+        return cache.get("campaigns", lambda: campaigns.campaigns(lib)) if lib else []
+
+    @app.get("/api/requests/{request_id}", tags=["actions"], summary="A queued action and its outcome")
+    def api_request(request_id: str) -> dict[str, Any]:
+        req = control.get_request(root, request_id)
+        if req is None:
+            raise NotFound("no such request")
+        return req.as_dict()
+
+    @app.get("/api", response_class=HTMLResponse, include_in_schema=False)
+    def api_index(request: Request) -> Response:
+        schema = app.openapi()
+        routes = [(path, method.upper(), op.get("summary", ""))
+                  for path, ops in schema["paths"].items() for method, op in ops.items()]  # fmt: skip
+        return site.page(request, "api.html", {"routes": routes})
