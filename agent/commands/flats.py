@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera")
     p.add_argument("--wheel")
     p.add_argument("--panel")
+    p.add_argument("--dust-cap", help="the dust cover's device when it is not the panel (a light-only panel)")
     p.add_argument("--mount")
     p.add_argument("--gain", type=float)
     p.add_argument("--offset", type=float)
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             camera=args.camera or (devices.camera if devices else None),
             wheel=args.wheel or (devices.wheel if devices else None),
             panel=args.panel or (devices.flat_panel if devices else None),
+            dust_cap=args.dust_cap or (devices.dust_cap if devices else None),
             mount=args.mount or (devices.mount if devices and source == "sky" else None),
             need_panel=source == "panel",
         )

@@ -64,7 +64,9 @@ class IndiDevices(_Strict):
 
     camera: str
     wheel: str | None = None
-    flat_panel: str | None = None
+    flat_panel: str | None = Field(default=None, description="the light (a flip-flat: light and cap)")
+    dust_cap: str | None = Field(default=None, description="a dust cover on its own device (light-only panel)")
+    gps: str | None = Field(default=None, description="a GPS device whose time is preferred to the system clock")
     mount: str | None = None
 
 
@@ -116,6 +118,12 @@ class Exposure(_Strict):
     filter: str
     exposure: float = Field(gt=0, le=3600, description="seconds")
     count: int = Field(ge=1, le=10000)
+    readout_mode: str | None = Field(default=None, description="overrides the target's and the camera's")
+
+    @field_validator("readout_mode", mode="before")
+    @classmethod
+    def _mode_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -178,7 +186,17 @@ class Target(_Strict):
     min_altitude: float = Field(default=30.0, ge=0, lt=90)
     min_moon_separation: float | None = Field(default=None, ge=0, le=180)
     window: TimeWindow | None = None
+    readout_mode: str | None = Field(default=None, description="this target's lights (and their calibration)")
     _catalogue_name: str | None = PrivateAttr(default=None)
+
+    @field_validator("readout_mode", mode="before")
+    @classmethod
+    def _mode_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    def readout_mode_for(self, exposure: Exposure, camera_mode: str | None) -> str | None:
+        """The block's readout mode: the exposure's, else the target's, else the camera's."""
+        return exposure.readout_mode or self.readout_mode or camera_mode
 
     @field_validator("ra", mode="before")
     @classmethod

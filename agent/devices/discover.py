@@ -88,6 +88,20 @@ def describe(client: IndiClient, device: str) -> DeviceDescription:
                     desc.settings[f"{prop}.{element}"] = values[element]
     if client.has(device, "FILTER_NAME"):
         desc.settings["filters"] = list(client.get(device, "FILTER_NAME").values.values())
+    if client.has(device, "FILTER_SLOT"):  # a wheel is a defined FILTER_SLOT, not the interface bit
+        limits = client.get(device, "FILTER_SLOT").limits.get("FILTER_SLOT_VALUE")
+        desc.settings["filter_slots"] = int(limits.maximum) if limits else 0
+    if client.has(device, "CCD_EXPOSURE"):
+        from agent.devices.readout import ReadoutModes
+
+        modes = ReadoutModes(client, device)
+        if modes.kind:
+            desc.settings["readout_modes"] = list(modes.names())
+            desc.settings["readout_mode"] = modes.current()
+        temp = client.get(device, "CCD_TEMPERATURE") if client.has(device, "CCD_TEMPERATURE") else None
+        desc.settings["cooled"] = client.has(device, "CCD_COOLER") or (temp is not None and temp.permission != "ro")
+        if client.has(device, "CCD_CONTROLS"):
+            desc.settings["controls"] = dict(client.get(device, "CCD_CONTROLS").values)
     return desc
 
 

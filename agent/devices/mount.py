@@ -156,8 +156,8 @@ class Mount:
         cards: dict[str, object] = {
             "RA": (round(float(j2000.ra.deg), 6), "J2000 right ascension of the pointing [deg]"),
             "DEC": (round(float(j2000.dec.deg), 6), "J2000 declination of the pointing [deg]"),
-            "OBJCTRA": (j2000.ra.to_string(unit=u.hourangle, sep=" ", precision=2, pad=True), "J2000 RA [h m s]"),
-            "OBJCTDEC": (j2000.dec.to_string(sep=" ", precision=1, alwayssign=True, pad=True), "J2000 Dec [d m s]"),
+            "OBJCTRA": (str(j2000.ra.to_string(unit=u.hourangle, sep=" ", precision=2, pad=True)), "J2000 RA [h m s]"),
+            "OBJCTDEC": (str(j2000.dec.to_string(sep=" ", precision=1, alwayssign=True, pad=True)), "J2000 Dec [d m s]"),
         }
         side = self.pier_side()
         if side is not None:

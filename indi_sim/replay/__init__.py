@@ -1,0 +1,1 @@
+"""Replay drivers: property layouts, permissions and quirks of real INDI drivers, from their sources."""
