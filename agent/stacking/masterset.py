@@ -109,7 +109,7 @@ def prepare(
                     view[g] = s0[colour] / sub[g]
         else:
             s0["all"] = float(f[good].mean(dtype=np.float64))
-            flat_scale[good] = s0["all"] / f[good]
+            np.divide(s0["all"], f, out=flat_scale, where=good)  # no full-frame temporaries
     defects = ys = xs = None
     if options.cosmetic:
         defects = _defect_map(md, mf, cfa)
