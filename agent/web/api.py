@@ -10,16 +10,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from agent import control
-from agent.library.queries import campaigns, groups, lights, masters, needs_view, nights
+from agent.library.queries import lights, masters
 from agent.status import read_status
-from agent.web.pages.reports import report_for
+from agent.web import answers
 from agent.web.site import NotFound, Site, numeric_id
 
 
 def register(app: FastAPI, site: Site) -> None:
     root = site.root
-    settings = site.settings
-    cache = site.cache
 
     @app.get("/api/status", tags=["status"], summary="What the night is doing (the status file), and the library counts")
     def api_status() -> dict[str, Any]:
@@ -42,13 +40,13 @@ def register(app: FastAPI, site: Site) -> None:
     def api_needs() -> dict[str, Any]:
         lib = site.library()
         started = time.perf_counter()
-        items = cache.get("needs", lambda: needs_view.needs_table(lib, settings.policy)) if lib else []
+        items = answers.needs_table(site) if lib else []
         return {"needs": items, "seconds": round(time.perf_counter() - started, 4)}
 
     @app.get("/api/masters", tags=["library"], summary="As `obsagent library masters --json` (all=1 for superseded too)")
     def api_masters(all: int = 0) -> list[dict[str, Any]]:
         lib = site.library()
-        return masters.masters_table(lib, include_superseded=bool(all)) if lib else []
+        return answers.masters_table(site, bool(all)) if lib else []
 
     @app.get("/api/masters/{master_id}", tags=["library"], summary="One master with its source frames")
     def api_master(master_id: str) -> dict[str, Any]:
@@ -65,7 +63,7 @@ def register(app: FastAPI, site: Site) -> None:
     @app.get("/api/groups", tags=["library"], summary="Accumulating frames by configuration, with progress")
     def api_groups() -> list[dict[str, Any]]:
         lib = site.library()
-        return cache.get("groups", lambda: groups.frame_groups(lib, settings.policy)) if lib else []
+        return answers.frame_groups(site) if lib else []
 
     @app.get("/api/lights", tags=["lights"], summary="As `obsagent library lights --json`, with night and target")
     def api_lights(night: str = "", target: str = "", filter: str = "", status: str = "",
@@ -73,7 +71,7 @@ def register(app: FastAPI, site: Site) -> None:
         lib = site.library()
         if lib is None:
             return []
-        index = cache.get("lights", lambda: lights.lights_index(lib))
+        index = answers.lights_index(site)
         rows = index.select(night or None, target or None, filter or None, status or None)[: max(1, min(limit, 50000))]
         return [{k: v for k, v in r.items() if k != "chip"} for r in rows]
 
@@ -86,16 +84,16 @@ def register(app: FastAPI, site: Site) -> None:
 
     @app.get("/api/report", tags=["status"], summary="The morning report, as `obsagent report --json` (latest night)")
     def api_report(night: str = "") -> dict[str, Any]:
-        lib = site.need_library()
-        names = nights.night_names(root, cache.get("lights", lambda: lights.lights_index(lib)))
+        site.need_library()
+        names = answers.night_names(site)
         if not names:
             raise NotFound("no night has run yet with this data directory")
-        return report_for(site, night or names[0])
+        return answers.report(site, night or names[0])
 
     @app.get("/api/campaigns", tags=["lights"], summary="Lights and hours per target and filter")
     def api_campaigns() -> list[dict[str, Any]]:
         lib = site.library()
-        return cache.get("campaigns", lambda: campaigns.campaigns(lib)) if lib else []
+        return answers.campaign_table(site) if lib else []
 
     @app.get("/api/requests/{request_id}", tags=["actions"], summary="A queued action and its outcome")
     def api_request(request_id: str) -> dict[str, Any]:

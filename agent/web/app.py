@@ -9,8 +9,11 @@ own routes (`access`, `pages.*`, `downloads`, `actions`, `api`) on one `Site`.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -26,10 +29,20 @@ from agent.web.site import NotFound, Site
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 HTTP_MESSAGES = {404: "not found", 405: "method not allowed"}
+WORKER_THREADS = 4
+"""Threads serving pages at once (anyio's default is 40): each holds a connection and its own C heap."""
 
 
 def create_app(settings: WebSettings) -> FastAPI:
     settings.check()
+    site = Site(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        yield
+        site.cache.refresher.shutdown(wait=False, cancel_futures=True)
+
     app = FastAPI(
         title="obsagent",
         version=__version__,
@@ -39,9 +52,9 @@ def create_app(settings: WebSettings) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/openapi.json",
         debug=False,
+        lifespan=lifespan,
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    site = Site(settings)
     access.register(app, site)
     install_error_pages(app, site)
     for area in (tonight, library, lights, downloads, reports, actions, api):

@@ -1,38 +1,137 @@
-"""Answers kept between requests, few and small, so the web process stays near its idle size."""
+"""Answers kept between requests, few and small, so the web process stays near its idle size.
+
+The library's largest questions (what is needed, every light) take a second or more with tens of
+thousands of frames. Each answer is computed once per library change (the database's and WAL's
+stamps) however many pages ask at the same moment, and an answer that was slow to compute keeps
+being served while its successor is computed in the background: no page waits for it twice.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.library.queries.readonly import library_stamp
+from agent.library.queries.readonly import ReadOnlyLibrary, library_stamp
 from agent.web.preview import encode, read_preview
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+
 CACHE_SECONDS = 30.0
+"""An answer is recomputed at least this often: ages and expiries move on without the library changing."""
+SLOW_SECONDS = 0.15
+"""An answer that took longer than this is refreshed in the background while the old one is served."""
+STALE_SECONDS = 600.0
+"""The oldest answer ever served while its successor is being computed."""
+ANSWERS = 24
+"""Answers kept (least recently asked for dropped first); the reports of many nights stay bounded."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    stamp: tuple[int, ...]
+    made: float  # monotonic
+    seconds: float  # how long computing it took
+    value: Any
 
 
 class AnswerCache:
-    """Answers valid until the library changes (its files' stamps) or for CACHE_SECONDS."""
+    """Answers by name, valid until the library changes or for CACHE_SECONDS.
 
-    def __init__(self, root: Path) -> None:
+    `compute` receives the computing thread's own read-only library (from `library`, which
+    raises when there is none): a background refresh never shares a connection with a request.
+    """
+
+    def __init__(self, root: Path, library: Callable[[], ReadOnlyLibrary], size: int = ANSWERS) -> None:
         self.root = root
+        self.library = library
+        self.size = size
         self.lock = threading.Lock()
-        self.items: dict[str, tuple[tuple[int, ...], float, Any]] = {}
+        self.items: OrderedDict[str, _Answer] = OrderedDict()
+        self.flights: dict[str, threading.Event] = {}
+        self.refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-answers")
 
-    def get(self, name: str, compute: Callable[[], T]) -> T:
-        stamp = library_stamp(self.root)
+    def get(self, name: str, compute: Callable[[ReadOnlyLibrary], T]) -> T:
+        while True:
+            stamp = library_stamp(self.root)
+            now = time.monotonic()
+            with self.lock:
+                hit = self.items.get(name)
+                if hit is not None:
+                    self.items.move_to_end(name)
+                    if hit.stamp == stamp and now - hit.made < CACHE_SECONDS:
+                        return hit.value
+                    if hit.seconds >= SLOW_SECONDS and now - hit.made < STALE_SECONDS:
+                        if name not in self.flights:
+                            self.flights[name] = threading.Event()
+                            self.refresher.submit(self._refresh, name, compute)
+                        return hit.value
+                flight = self.flights.get(name)
+                if flight is None:
+                    self.flights[name] = threading.Event()
+                    break
+            flight.wait()  # someone else is computing it: take theirs if it is current
+        try:
+            return self._compute(name, compute)
+        finally:
+            self._land(name)
+
+    def _compute(self, name: str, compute: Callable[[ReadOnlyLibrary], T]) -> T:
+        stamp = library_stamp(self.root)  # before: a change while computing makes it stale at once
+        lib = self.library()  # this thread's; raises when there is no library
+        started = time.monotonic()
+        value = compute(lib)
+        seconds = time.monotonic() - started
         with self.lock:
-            hit = self.items.get(name)
-            if hit is not None and hit[0] == stamp and time.monotonic() - hit[1] < CACHE_SECONDS:
-                return hit[2]
-        value = compute()
-        with self.lock:
-            self.items[name] = (stamp, time.monotonic(), value)
+            self.items[name] = _Answer(stamp, time.monotonic(), seconds, value)
+            self.items.move_to_end(name)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        if seconds >= SLOW_SECONDS:
+            release_free_memory()
         return value
+
+    def _refresh(self, name: str, compute: Callable[[ReadOnlyLibrary], Any]) -> None:
+        try:
+            self._compute(name, compute)
+        except Exception:  # the old answer stays; the next request tries again
+            log.exception("refreshing %s", name)
+        finally:
+            self._land(name)
+
+    def _land(self, name: str) -> None:
+        with self.lock:
+            flight = self.flights.pop(name, None)
+        if flight is not None:
+            flight.set()
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim  # glibc only
+    except (OSError, AttributeError, TypeError):
+        return None
+    return trim
+
+
+_TRIM = _libc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system after a large answer was built (glibc keeps
+    them otherwise, and the process would stay at its largest size)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 class PreviewCache:

@@ -37,7 +37,7 @@ class Site:
         self.settings = settings
         self.root = settings.data_dir
         self.templates = make_templates()
-        self.cache = AnswerCache(self.root)
+        self.cache = AnswerCache(self.root, self.need_library)
         self.previews = PreviewCache()
         self._local = threading.local()
 

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
-from agent.library.queries import files, groups, masters, needs_view
+from agent.library.queries import files, groups, masters
+from agent.web import answers
 from agent.web.preview import PreviewError
 from agent.web.site import NotFound, Site, numeric_id
 
@@ -23,7 +24,6 @@ def count_by(items: list[dict[str, Any]], field: str) -> dict[str, int]:
 
 def register(app: FastAPI, site: Site) -> None:
     settings = site.settings
-    cache = site.cache
 
     @app.get("/library", response_class=HTMLResponse, include_in_schema=False)
     def library_page(request: Request, tab: str = "masters", all: int = 0) -> Response:
@@ -32,13 +32,11 @@ def register(app: FastAPI, site: Site) -> None:
         context: dict[str, Any] = {"tab": tab, "empty": lib is None, "show_all": bool(all)}
         if lib is not None:
             if tab == "masters":
-                context["masters"] = cache.get(
-                    f"masters:{all}", lambda: masters.masters_table(lib, include_superseded=bool(all))
-                )
+                context["masters"] = answers.masters_table(site, bool(all))
             elif tab == "frames":
-                context["groups"] = cache.get("groups", lambda: groups.frame_groups(lib, settings.policy))
+                context["groups"] = answers.frame_groups(site)
             else:
-                items = cache.get("needs", lambda: needs_view.needs_table(lib, settings.policy))
+                items = answers.needs_table(site)
                 context["needs"] = items
                 context["need_counts"] = count_by(items, "kind")
         return site.page(request, "library.html", context)

@@ -6,21 +6,20 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from agent.library.queries import files, lights
+from agent.web import answers
 from agent.web.site import NotFound, Site, numeric_id
 
 PAGE_SIZE = 200
 
 
 def register(app: FastAPI, site: Site) -> None:
-    cache = site.cache
-
     @app.get("/lights", response_class=HTMLResponse, include_in_schema=False)
     def lights_page(request: Request, night: str = "", target: str = "", filter: str = "", status: str = "",
                     page_no: int = 1) -> Response:  # fmt: skip
         lib = site.library()
         if lib is None:
             return site.page(request, "lights.html", {"empty": True})
-        index = cache.get("lights", lambda: lights.lights_index(lib))
+        index = answers.lights_index(site)
         rows = index.select(night or None, target or None, filter or None, status or None)
         start = max(page_no - 1, 0) * PAGE_SIZE
         return site.page(request, "lights.html", {
