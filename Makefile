@@ -49,3 +49,11 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Every speed target against its peer (Siril for stacking and calibration), one table; bench-only:
+# siril is installed here, never by setup.
+.PHONY: bench
+bench: setup
+	@command -v siril-cli >/dev/null || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends siril; }
+	$(PY) bench/bench_all.py
