@@ -30,7 +30,8 @@ def masters_table(site: Site, include_superseded: bool) -> list[dict[str, Any]]:
 
 
 def campaign_table(site: Site) -> list[dict[str, Any]]:
-    return site.cache.get("campaigns", lambda lib: campaigns.campaigns(lib))
+    index = lights_index(site)
+    return site.cache.get("campaigns", lambda lib: campaigns.campaigns(index))
 
 
 def night_names(site: Site) -> list[str]:
@@ -43,4 +44,7 @@ def report(site: Site, night: str) -> dict[str, Any]:
     if night not in night_names(site):
         raise NotFound(f"no night {night}")
     policy = site.settings.policy
-    return site.cache.get(f"report:{night}", lambda lib: nights.night_report(lib, site.root, night, policy))
+    index, needs = lights_index(site), needs_table(site)
+    return site.cache.get(
+        f"report:{night}", lambda lib: nights.night_report(lib, site.root, night, policy, index=index, needs=needs)
+    )

@@ -72,8 +72,8 @@ def register(app: FastAPI, site: Site) -> None:
         if lib is None:
             return []
         index = answers.lights_index(site)
-        rows = index.select(night or None, target or None, filter or None, status or None)[: max(1, min(limit, 50000))]
-        return [{k: v for k, v in r.items() if k != "chip"} for r in rows]
+        found = index.select(night or None, target or None, filter or None, status or None)
+        return [{k: v for k, v in index.row(i).items() if k != "chip"} for i in found[: max(1, min(limit, 50000))]]
 
     @app.get("/api/lights/{frame_id}", tags=["lights"], summary="One light: masters used, warnings")
     def api_light(frame_id: str) -> dict[str, Any]:

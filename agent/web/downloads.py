@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response, StreamingResponse
 
 from agent.library.queries import files
+from agent.web import answers
 from agent.web.site import NotFound, Site, numeric_id
 
 KINDS = ("raw", "calibrated", "master")
@@ -35,7 +36,7 @@ def register(app: FastAPI, site: Site) -> None:
         if not night and not target:
             raise NotFound("name a night or a target")
         lib = site.need_library()
-        found = files.light_files(lib, night or None, target or None)
+        found = files.light_files(lib, answers.lights_index(site), night or None, target or None)
         if not found:
             raise NotFound("no lights for that night or target")
         name = "lights-" + "-".join(slug(p) for p in (night, target) if p) + ".zip"

@@ -5,23 +5,23 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from agent.library.queries.lights import lights_index
-from agent.library.store import Library
+from agent.library.queries.lights import LightsIndex
 
 
-def campaigns(lib: Library) -> list[dict[str, Any]]:
+def campaigns(index: LightsIndex) -> list[dict[str, Any]]:
     """Per target: lights and integration time by filter, over all nights."""
-    index = lights_index(lib)
+    words = index.words
+    calibrated = index.codes.get("calibrated")
     by_target: dict[str, dict[str, Any]] = {}
-    for r in index.rows:
-        t = by_target.setdefault(
-            str(r["target"]), {"target": r["target"], "nights": set(), "filters": defaultdict(Counter)}
-        )
-        t["nights"].add(r["night"])
-        f = t["filters"][str(r["filter"])]
+    for i in range(len(index)):
+        target = words[index.target[i]]
+        t = by_target.setdefault(target, {"target": target, "nights": set(), "filters": defaultdict(Counter)})
+        t["nights"].add(words[index.night[i]])
+        f = t["filters"][words[index.filter[i]]]
         f["lights"] += 1
-        f["seconds"] += int(float(r["exposure"] or 0))
-        if r["status"] == "calibrated":
+        exposure = index.exposure[i]
+        f["seconds"] += int(exposure) if exposure == exposure else 0  # NaN: not recorded
+        if index.status[i] == calibrated:
             f["calibrated"] += 1
     out = []
     for t in by_target.values():

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from agent.library.queries.lights import lights_index
+from agent.library.queries.lights import LightsIndex
 from agent.library.store import Library
 
 
@@ -46,16 +46,18 @@ def checked_file(path: Path, size: int | None = None) -> Path | None:
     return path
 
 
-def light_files(lib: Library, night: str | None = None, target: str | None = None) -> list[tuple[str, Path]]:
+def light_files(
+    lib: Library, index: LightsIndex, night: str | None = None, target: str | None = None
+) -> list[tuple[str, Path]]:
     """(name in the zip, file) for every raw and calibrated light of a night or a target."""
-    index = lights_index(lib)
     out = []
-    for r in index.select(night=night, target=target):
-        folder = f"{r['night']}/{r['target']}/{r['filter']}"
-        raw = known_file(lib, "raw", int(r["id"]))
+    for i in index.select(night=night, target=target):
+        w = index.words
+        folder = f"{w[index.night[i]]}/{w[index.target[i]]}/{w[index.filter[i]]}"
+        raw = known_file(lib, "raw", index.ids[i])
         if raw is not None:
             out.append((f"{folder}/raw/{raw.name}", raw))
-        cal = known_file(lib, "calibrated", int(r["id"]))
+        cal = known_file(lib, "calibrated", index.ids[i])
         if cal is not None:
             out.append((f"{folder}/calibrated/{cal.name}", cal))
     return out

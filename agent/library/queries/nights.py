@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,17 @@ def _is_date(text: str) -> bool:
     return len(text) == 10
 
 
-def night_report(lib: Library, root: Path, night: str, policy: LibraryPolicy) -> dict[str, Any]:
-    """The morning report: the shape `obsagent report --json` prints, plus per-target lights."""
+def night_report(
+    lib: Library,
+    root: Path,
+    night: str,
+    policy: LibraryPolicy,
+    *,
+    index: LightsIndex | None = None,
+    needs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The morning report: the shape `obsagent report --json` prints, plus per-target lights.
+    `index` and `needs`, when the caller has them at hand, spare reading them again."""
     night_dir = str((root / "frames" / night).resolve())
     pattern = f"{night_dir}/%"
     captured = {
@@ -51,9 +59,9 @@ def night_report(lib: Library, root: Path, night: str, policy: LibraryPolicy) ->
             "SELECT frame_type, COUNT(*) FROM frames WHERE path LIKE ? GROUP BY frame_type", (pattern,)
         )
     }
-    index = lights_index(lib)
+    index = lights_index(lib) if index is None else index
     tonight = index.select(night=night)
-    lights = dict(Counter(str(r["status"]) for r in tonight))
+    lights = index.statuses(tonight)
     built = {
         int(r[0])
         for r in lib.conn.execute(
@@ -63,7 +71,8 @@ def night_report(lib: Library, root: Path, night: str, policy: LibraryPolicy) ->
     }
     masters = [m for m in masters_table(lib, include_superseded=True) if m["id"] in built]
     progress = read_progress(root, night) or {}
-    remaining = [n for n in needs_table(lib, policy) if n["kind"] in ("missing", "expired", "waiting")]
+    needs = needs_table(lib, policy) if needs is None else needs
+    remaining = [n for n in needs if n["kind"] in ("missing", "expired", "waiting")]
     return {
         "night": night,
         "state": progress.get("state"),

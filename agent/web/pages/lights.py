@@ -20,11 +20,11 @@ def register(app: FastAPI, site: Site) -> None:
         if lib is None:
             return site.page(request, "lights.html", {"empty": True})
         index = answers.lights_index(site)
-        rows = index.select(night or None, target or None, filter or None, status or None)
+        found = index.select(night or None, target or None, filter or None, status or None)
         start = max(page_no - 1, 0) * PAGE_SIZE
         return site.page(request, "lights.html", {
-            "empty": False, "index": index, "summary": index.summary(rows), "rows": rows[start:start + PAGE_SIZE],
-            "total": len(rows), "page_no": page_no, "pages": max(1, -(-len(rows) // PAGE_SIZE)),
+            "empty": False, "index": index, "summary": index.summary(found),
+            "rows": index.rows(found[start:start + PAGE_SIZE]), "total": len(found), "page_no": page_no, "pages": max(1, -(-len(found) // PAGE_SIZE)),
             "sel": {"night": night, "target": target, "filter": filter, "status": status},
             "chips": lights.CHIPS,
         })  # fmt: skip
