@@ -22,7 +22,7 @@ import numpy as np
 
 from agent.stacking.rejection import solve_block
 
-REJECTION_DIGEST = "e433e69f2e4ff1ef"
+REJECTION_DIGEST = "8b6bc979c4e0b800"
 """sha256 (16 hex) of rejection.py. numba's cache checks only this file, yet the band kernels carry
 the rejection code compiled in: a test fails until this is updated after rejection.py changes, and
 updating it changes this file, which drops the stale cached kernels."""
@@ -123,6 +123,7 @@ def stack_band_u16(
         hi_b = np.empty(BLOCK_COLS, np.int64)
         scratch = np.empty((5, n + 1), np.float64)
         side = np.zeros(n + 1, np.int8)
+        acc = np.empty((1, BLOCK_COLS), np.float64)
         used = np.zeros(n, np.int8)
         fr = frame_rej[r]
         for c0 in range(0, cols, BLOCK_COLS):
@@ -137,7 +138,7 @@ def stack_band_u16(
                     u = (((w & 0xFF) << 8) | (w >> 8)) ^ 0x8000
                     tf[c] = u * g + o
             _network(t, pa, pb, m)
-            solve_block(t, kcount, m, method, kl, kh, crit, use_median, vals, lo_b, hi_b, scratch, side)
+            solve_block(t, kcount, m, method, kl, kh, crit, use_median, vals, lo_b, hi_b, scratch, side, acc)
             for c in range(m):
                 lo = lo_b[c]
                 hi = hi_b[c]
@@ -183,6 +184,7 @@ def stack_band_float(
         hi_b = np.empty(BLOCK_COLS, np.int64)
         scratch = np.empty((5, n + 1), np.float64)
         side = np.zeros(n + 1, np.int8)
+        acc = np.empty((1, BLOCK_COLS), np.float64)
         used = np.zeros(n, np.int8)
         fr = frame_rej[r]
         for c0 in range(0, cols, BLOCK_COLS):
@@ -201,7 +203,7 @@ def stack_band_float(
                     else:
                         tf[c] = np.inf
             _network(t, pa, pb, m)
-            solve_block(t, kcount, m, method, kl, kh, crit, use_median, vals, lo_b, hi_b, scratch, side)
+            solve_block(t, kcount, m, method, kl, kh, crit, use_median, vals, lo_b, hi_b, scratch, side, acc)
             for c in range(m):
                 k = kcount[c]
                 lo = lo_b[c]

@@ -173,6 +173,7 @@ def solve_block(
     hi_out: np.ndarray,
     scratch: np.ndarray,
     side: np.ndarray,
+    acc: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """Reject and combine each column c < m of a block t (frames x columns) sorted per column.
 
@@ -181,10 +182,17 @@ def solve_block(
     [hi, k) (high) of the column (linear fit rewrites the column in that order).
     The per-pixel code is written out in this one function: helper calls taking arrays cost more
     than the arithmetic here.  A pass that would reject every value is not applied.
+    The means of the kept values are computed for the whole block at once, row by row of t (the
+    same additions in the same order, so the same results): across columns they vectorise, where
+    one pixel's running sum is a chain of dependent additions.  acc: (1, block) scratch.
     """
     v = scratch[0]
     p1 = scratch[1]
     p2 = scratch[2]
+    total_c = acc[0]
+    kmax = 0
+    for c in range(m):
+        kmax = max(kmax, kcount[c])
     for c in range(m):
         k = kcount[c]
         for f in range(k):
@@ -329,13 +337,20 @@ def solve_block(
             nn = hi - lo
             h = lo + nn // 2
             vals[c] = v[h] if nn % 2 == 1 else 0.5 * (v[h - 1] + v[h])
-        else:
-            total = 0.0
-            for i in range(lo, hi):
-                total += v[i]
-            vals[c] = total / (hi - lo)
         lo_out[c] = lo
         hi_out[c] = hi
+    if not use_median:
+        # t holds each column's values in v's order (linear fit wrote its reordering back);
+        # adding +0.0 outside [lo, hi) leaves a sum that starts at +0.0 unchanged
+        for c in range(m):
+            total_c[c] = 0.0
+        for i in range(kmax):
+            for c in range(m):
+                x = t[i, c]
+                total_c[c] += x if lo_out[c] <= i and i < hi_out[c] else 0.0
+        for c in range(m):
+            if kcount[c] > 0:
+                vals[c] = total_c[c] / (hi_out[c] - lo_out[c])
 
 
 __all__ = ["METHOD_CODES", "solve_block"]
