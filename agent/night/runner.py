@@ -231,6 +231,9 @@ class NightRunner:
                 "warning" if failures else "info",
                 f"stopped ({reason}); hardware made safe" + (f" except: {failures}" if failures else ""),
             )
+            if ctx.live is not None:
+                ctx.live.status.paused = False
+                ctx.live.state("stopped", {"reason": reason})
         finally:
             if model.state != "done" and not self.abort.is_set():
                 self._build_anyway(ctx)
