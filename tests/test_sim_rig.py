@@ -193,7 +193,9 @@ def test_cap_jam_is_reported(sim_rig: Callable[..., Rig]) -> None:
     fault(rig, rig.panel.name, "FAULT_CAP_JAM")
     with pytest.raises(PropertyAlert, match="jammed"):
         rig.panel.open_cap()
-    assert rig.panel.cap_closed() is True
+    # the simulator left it closed, but after an Alert the DustCap interface calls the position
+    # unknown (indidustcapinterface.cpp), and so do we: the next command moves it and verifies
+    assert rig.panel.cap_closed() is None
 
 
 def test_server_restart_then_reconnect(sim_rig: Callable[..., Rig]) -> None:
