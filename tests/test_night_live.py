@@ -88,7 +88,10 @@ def test_status_file_follows_the_night_and_pause_resume_park_are_obeyed(
     client.connect()
     try:
         client.wait_devices(["Sim Mount", "Sim FlatPanel"])
-        assert Mount(client, "Sim Mount").parked() is True
-        assert FlatPanel(client, "Sim FlatPanel").cap_closed() is True
+        mount, panel = Mount(client, "Sim Mount"), FlatPanel(client, "Sim FlatPanel")
+        mount.connect()  # a driver defines its properties to a client once the device is connected
+        panel.connect()
+        assert mount.parked() is True
+        assert panel.cap_closed() is True
     finally:
         client.disconnect()

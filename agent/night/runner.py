@@ -141,6 +141,7 @@ class NightRunner:
             panel=names.flat_panel,
             mount=names.mount,
             need_wheel=len(self.seq.filters) > 1,
+            dust_cap=names.dust_cap,
         )
         clock = pick_clock(client)
         rig.camera.time_factor = clock.time_factor

@@ -60,8 +60,10 @@ def _known_looser() -> set[str]:
     return set(LOOSER_FIELDS)
 
 
-def light_key(ctx: NightContext, filter_name: str, exposure: float) -> ConfigKey:
-    """The configuration key tonight's lights of this filter/exposure will carry."""
+def light_key(
+    ctx: NightContext, filter_name: str, exposure: float, readout_mode: str | None = None
+) -> ConfigKey:
+    """The configuration key tonight's lights of this filter/exposure (and readout mode) will carry."""
     cam = ctx.rig.camera
     info = cam.info()
     cfg = ctx.seq.camera
@@ -77,7 +79,7 @@ def light_key(ctx: NightContext, filter_name: str, exposure: float) -> ConfigKey
         binning=f"{binning}x{binning}",
         gain=None if gain is None else float(gain),
         offset=None if offset is None else float(offset),
-        readout_mode=cam.current_readout_mode() if cfg.readout_mode is None else cfg.readout_mode,
+        readout_mode=readout_mode or cfg.readout_mode or cam.current_readout_mode(),
         bit_depth=16,
         filter=filter_name,
         exposure_key=None,
@@ -86,11 +88,12 @@ def light_key(ctx: NightContext, filter_name: str, exposure: float) -> ConfigKey
 
 
 def planned_lights(ctx: NightContext) -> list[PlannedLight]:
-    seen: dict[tuple[str, float], PlannedLight] = {}
+    seen: dict[tuple[str, float, str | None], PlannedLight] = {}
     for block in ctx.plan.blocks:
-        if (block.filter, block.exposure) not in seen:
-            seen[(block.filter, block.exposure)] = PlannedLight(
-                light_key(ctx, block.filter, block.exposure), block.exposure
+        mode = block.config.readout_mode
+        if (block.filter, block.exposure, mode) not in seen:
+            seen[(block.filter, block.exposure, mode)] = PlannedLight(
+                light_key(ctx, block.filter, block.exposure, mode), block.exposure
             )
     return list(seen.values())
 
@@ -103,13 +106,14 @@ class CaptureJob:
     exposure: float
     count: int
     reason: str
+    readout_mode: str | None = None  # the lights' mode: their calibration must be taken in it
 
 
 def dark_jobs(ctx: NightContext, kinds: tuple[FrameType, ...] = DARK_KINDS) -> list[CaptureJob]:
     """What the library says is missing for tonight's lights, in urgency order, as capture jobs."""
     policy = library_policy(ctx.seq)
     found = needs(ctx.library, policy, plan=planned_lights(ctx), now=ctx.now().timestamp())
-    jobs: dict[tuple[str, float], CaptureJob] = {}
+    jobs: dict[tuple[str, float, str | None], CaptureJob] = {}
     set_point = ctx.set_point if ctx.set_point is not None else ctx.seq.camera.set_point
     tolerance = policy.temperature_tolerance
     for need in found:
@@ -136,24 +140,25 @@ def dark_jobs(ctx: NightContext, kinds: tuple[FrameType, ...] = DARK_KINDS) -> l
         exposure = 0.0 if kind is FrameType.BIAS else float(key.exposure_key or 0.0)
         if kind is FrameType.DARK and key.exposure_key is None:
             continue  # a CCD dark of "any exposure": taken with the longest light exposure below
-        ident = (kind.value, exposure)
+        ident = (kind.value, exposure, key.readout_mode)
         if ident not in jobs:
-            jobs[ident] = CaptureJob(kind.value, exposure, count, need.reason)
+            jobs[ident] = CaptureJob(kind.value, exposure, count, need.reason, key.readout_mode)
     bias_count = ctx.seq.calibration.bias.count
-    if FrameType.BIAS in kinds and bias_count > 0 and ("bias", 0.0) not in jobs and ctx.plan.blocks:
+    if FrameType.BIAS in kinds and bias_count > 0 and not any(k[0] == "bias" for k in jobs) and ctx.plan.blocks:
         # The sequence asks for a bias library even where the lights' recipe does not use one (CMOS):
         # flats fall back to it, and it tracks the sensor's offset over time.
         from agent.library.match import choose_master
 
         block = ctx.plan.blocks[0]
-        wanted = light_key(ctx, block.filter, block.exposure).for_type(FrameType.BIAS)
+        mode = block.config.readout_mode
+        wanted = light_key(ctx, block.filter, block.exposure, mode).for_type(FrameType.BIAS)
         choice = choose_master(ctx.library, wanted, policy, now=ctx.now().timestamp())
         if choice.master is None or choice.master.expires_at <= ctx.now().timestamp():
             group = [g for g in ctx.library.groups(policy, FrameType.BIAS) if g.key.exact() == wanted.exact()]
             have = max((g.count for g in group), default=0)
             count = max(bias_count, policy.min_for(FrameType.BIAS)) - have
             if count > 0:
-                jobs[("bias", 0.0)] = CaptureJob("bias", 0.0, count, "no current master bias")
+                jobs[("bias", 0.0, mode)] = CaptureJob("bias", 0.0, count, "no current master bias", mode)
     if ctx.seq.camera.sensor == "ccd":
         longest = max((b.exposure for b in ctx.plan.blocks), default=None)
         if longest is not None and any(
@@ -162,7 +167,10 @@ def dark_jobs(ctx: NightContext, kinds: tuple[FrameType, ...] = DARK_KINDS) -> l
             have = ctx.library.count_accumulating(FrameType.DARK, ctx.rig.camera.name)
             count = policy.min_for(FrameType.DARK) - int(have)
             if count > 0:
-                jobs.setdefault(("dark", longest), CaptureJob("dark", longest, count, "CCD dark (scalable)"))
+                mode = ctx.plan.blocks[0].config.readout_mode
+                jobs.setdefault(
+                    ("dark", longest, mode), CaptureJob("dark", longest, count, "CCD dark (scalable)", mode)
+                )
     return list(jobs.values())
 
 

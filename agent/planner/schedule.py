@@ -83,7 +83,9 @@ def why_invisible(target: Target, seq: Sequence, altitude: np.ndarray, mask: np.
     return "constraints never met together in darkness" + (f" ({', '.join(reasons)})" if reasons else "")
 
 
-def light_config(seq: Sequence, filter_name: str, exposure: float) -> LightConfig:
+def light_config(
+    seq: Sequence, filter_name: str, exposure: float, readout_mode: str | None = None
+) -> LightConfig:
     cam = seq.camera
     return LightConfig(
         camera=seq.indi.devices.camera,
@@ -91,7 +93,7 @@ def light_config(seq: Sequence, filter_name: str, exposure: float) -> LightConfi
         gain=cam.gain,
         offset=cam.offset,
         binning=cam.binning,
-        readout_mode=cam.readout_mode,
+        readout_mode=readout_mode or cam.readout_mode,
         bit_depth=cam.bit_depth,
         set_point=cam.set_point,
         filter=filter_name,
@@ -118,7 +120,7 @@ def schedule_lights(seq: Sequence, masks: np.ndarray, grid: np.ndarray) -> tuple
     overhead = seq.schedule.frame_overhead
     change = seq.schedule.target_change
     busy: list[tuple[float, float, str]] = []
-    placed: list[tuple[float, float, str, str, float, int, float]] = []
+    placed: list[tuple[float, float, str, str, float, int, float, str | None]] = []
     shortfalls: list[Shortfall] = []
     order = sorted(range(len(seq.targets)), key=lambda i: (seq.targets[i].priority, i))
     for index in order:
@@ -144,18 +146,19 @@ def schedule_lights(seq: Sequence, masks: np.ndarray, grid: np.ndarray) -> tuple
                         continue
                     block_end = free_start + setup + count * frame
                     busy.append((free_start, block_end, target.name))
+                    mode = target.readout_mode_for(entry, seq.camera.readout_mode)
                     placed.append(
-                        (free_start, block_end, target.name, entry.filter, entry.exposure, count, setup)
+                        (free_start, block_end, target.name, entry.filter, entry.exposure, count, setup, mode)
                     )
                     remaining -= count
             if remaining:
                 shortfalls.append(
                     Shortfall(target.name, entry.filter, entry.exposure, remaining, entry.count)
                 )
-    placed.sort()
+    placed.sort(key=lambda p: p[:7])
     blocks = [
-        Block(name, filt, exp, count, unix_to_utc(a), unix_to_utc(b), setup, light_config(seq, filt, exp))
-        for a, b, name, filt, exp, count, setup in placed
+        Block(name, filt, exp, count, unix_to_utc(a), unix_to_utc(b), setup, light_config(seq, filt, exp, mode))
+        for a, b, name, filt, exp, count, setup, mode in placed
     ]
     return blocks, shortfalls
 

@@ -24,20 +24,20 @@ def _capture_jobs(ctx: NightContext, until: dt.datetime | None) -> bool:
     if not close_cap_for_darks(ctx):
         ctx.note("warning", "no dust cap to close: darks need the telescope covered, so none are taken")
         return True
-    taken: dict[tuple[str, float], int] = {}
-    first_count: dict[tuple[str, float], int] = {}
+    taken: dict[tuple[str, float, str | None], int] = {}
+    first_count: dict[tuple[str, float, str | None], int] = {}
     while True:
         ctx.check_abort()
         jobs = [
             j
             for j in dark_jobs(ctx)
-            if taken.get((j.frame_type, j.exposure), 0)
-            <= first_count.get((j.frame_type, j.exposure), j.count)
+            if taken.get((j.frame_type, j.exposure, j.readout_mode), 0)
+            <= first_count.get((j.frame_type, j.exposure, j.readout_mode), j.count)
         ]
         if not jobs:
             return True
         job = jobs[0]
-        ident = (job.frame_type, job.exposure)
+        ident = (job.frame_type, job.exposure, job.readout_mode)
         first_count.setdefault(ident, job.count)
         if taken.get(ident, 0) >= first_count[ident]:
             ctx.note(
@@ -53,7 +53,7 @@ def _capture_jobs(ctx: NightContext, until: dt.datetime | None) -> bool:
         )
         if until is not None and (until - ctx.now()).total_seconds() < job.exposure + 5:
             return False
-        capture(ctx, job.frame_type, job.exposure)
+        capture(ctx, job.frame_type, job.exposure, readout_mode=job.readout_mode)
         if ctx.builder is not None:
             ctx.builder.poll()
 

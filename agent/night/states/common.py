@@ -40,43 +40,76 @@ def capture(
     exposure: float,
     filter_name: str | None = None,
     target: str | None = None,
+    readout_mode: str | None = None,
 ) -> Path:
-    """Expose once and store; returns where the frame went (the camera retakes a failed frame)."""
+    """Expose once and store; returns where the frame went (the camera retakes a failed frame).
+
+    The camera is put in `readout_mode` first when it is in another (lights, and the calibration
+    that must match them, are taken in their block's mode); lights carry the mount's pointing.
+    """
     ctx.check_abort()
     cam = ctx.rig.camera
     cam.time_factor = ctx.clock.time_factor
+    if readout_mode and cam.current_readout_mode() != readout_mode:
+        cam.set_readout_mode(readout_mode)
+    extra = None
+    if frame_type == "light" and ctx.rig.mount is not None:
+        try:
+            extra = ctx.rig.mount.pointing_header(when=ctx.now())
+        except IndiError as exc:
+            log.warning("no pointing cards for this light: %s", exc)
     try:
-        frame = cam.expose(exposure, frame_type, filter_name=filter_name)
+        frame = cam.expose(exposure, frame_type, filter_name=filter_name, extra_header=extra)
     except ExposureFailed as exc:
         if ctx.abort.is_set():
             raise Aborted("stop requested") from exc
         raise
     path = ctx.store_frame(frame, frame_type, exposure, filter_name, target)
+    check_cooler(ctx)
     ctx.frame_done()
     return path
 
 
+def check_cooler(ctx: NightContext) -> None:
+    """A cooler whose reading stopped moving would pick wrong darks: stop taking darks and say so."""
+    if not ctx.cooler_ok or ctx.set_point is None:
+        return
+    try:
+        frozen = ctx.rig.camera.temperature_frozen()
+    except IndiError:
+        return
+    if frozen:
+        ctx.cooler_ok = False
+        ctx.progress.record_fault("temperature reading frozen")
+        ctx.note(
+            "warning",
+            f"{ctx.rig.camera.name}'s temperature reading has not changed for a long while: it cannot be "
+            "trusted, so no more darks tonight; check the camera's cooler and driver",
+        )
+
+
 def close_cap_for_darks(ctx: NightContext) -> bool:
-    """Cap closed and light off; False (with a note) when there is no cap to close."""
+    """Cap closed (commanded and verified: an unknown cap is closed) and light off; False (with a
+    note) when there is no cap to close."""
     panel = ctx.rig.panel
     if panel is None or not panel.has_cap:
         return False
     if panel.light_on():
         panel.light(False)
-    if not panel.cap_closed():
-        panel.close_cap()
+    panel.ensure_closed()
     return True
 
 
 def open_cap_for_sky(ctx: NightContext) -> None:
+    """Cap open (an unknown cap is opened and verified), light off."""
     panel = ctx.rig.panel
     if panel is None:
         return
     try:
         if panel.light_on():
             panel.light(False)
-        if panel.has_cap and panel.cap_closed():
-            panel.open_cap()
+        if panel.has_cap:
+            panel.ensure_open()
     except IndiError as exc:
         ctx.note("warning", f"flat panel: {exc}")
         raise

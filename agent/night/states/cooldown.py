@@ -18,6 +18,14 @@ def run(ctx: NightContext, timeout_s: float = 1800.0) -> str:
     cam = ctx.rig.camera
     if cfg.set_point is None or cam.temperature() is None:
         return "cooled"
+    if not cam.is_cooled():
+        ctx.set_point = None
+        ctx.note(
+            "warning",
+            f"{cam.name} has no cooler: the set-point {cfg.set_point:g} °C is ignored; frames are keyed and "
+            "darks matched by the sensor temperature they had",
+        )
+        return "cooled"
     target = ctx.set_point if ctx.set_point is not None else cfg.set_point
     wall = max(10.0, timeout_s / max(ctx.clock.time_factor, 1e-9))
     cam.set_temperature(target)

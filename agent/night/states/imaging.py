@@ -54,6 +54,7 @@ def run(ctx: NightContext) -> str:
         if pointed != block.target:
             _point(ctx, block.target)
             pointed = block.target
+            ctx.rig.camera.prepare(binning=ctx.seq.camera.binning)  # another client may have changed it
         move_filter(ctx, block.filter)
         _hold_set_point(ctx)
         ctx.status.update(
@@ -64,6 +65,6 @@ def run(ctx: NightContext) -> str:
         )
         if (block_until(ctx, block, now) - ctx.now()).total_seconds() < block.exposure:
             return "dispatch"  # the next frame would overrun the block
-        path = capture(ctx, "light", block.exposure, block.filter, block.target)
+        path = capture(ctx, "light", block.exposure, block.filter, block.target, block.config.readout_mode)
         if ctx.calibrator is not None:
             ctx.calibrator.submit(path)

@@ -5,6 +5,27 @@ from __future__ import annotations
 from agent.night.context import NightContext
 
 
+def site_and_time(ctx: NightContext) -> None:
+    """The mount gets our site and the best time we have (GPS over an unsynchronised Pi clock)."""
+    import datetime as dt
+
+    from agent.devices.sim_clock import SimClock
+    from agent.devices.timecheck import check_clock, clock_synchronised, gps_time
+
+    when = ctx.now()
+    if not isinstance(ctx.clock, SimClock):  # a simulated night has its own time
+        gps = ctx.seq.indi.devices.gps
+        gps_now = gps_time(ctx.rig.client, gps) if gps else None
+        check = check_clock(dt.datetime.now(dt.UTC), gps_now, clock_synchronised())
+        for warning in check.warnings:
+            ctx.note("warning", warning)
+        when = check.best_time
+    if ctx.rig.mount is not None:
+        site = ctx.seq.site
+        for warning in ctx.rig.mount.push_site_and_time(site.latitude, site.longitude, site.elevation, when=when):
+            ctx.note("warning", warning)
+
+
 def run(ctx: NightContext) -> str:
     cam = ctx.rig.camera
     cfg = ctx.seq.camera
@@ -12,9 +33,10 @@ def run(ctx: NightContext) -> str:
         cam.set_gain(cfg.gain)
     if cfg.offset is not None:
         cam.set_offset(cfg.offset)
-    cam.set_binning(cfg.binning)
+    cam.prepare(binning=cfg.binning)  # FITS, no compression, client upload, 16-bit, full frame: verified
     if cfg.readout_mode:
         cam.set_readout_mode(cfg.readout_mode)
+    site_and_time(ctx)
     recovered = 0
     if ctx.night_dir.exists():
         known = ctx.library.known_paths(ctx.night_dir)
