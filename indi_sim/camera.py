@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from indipydriver import BLOBMember, BLOBVector, NumberVector, SwitchVector, TextMember, TextVector
 
 from indi_sim.device import SimDevice
@@ -26,17 +27,29 @@ from indi_sim.vectors import (
     to_float,
     turned_on,
 )
-from indi_sim.wire import fits_bytes
+from indi_sim.wire import encode_image
 from indi_sim.world import Observatory
 
 log = logging.getLogger("indi_obsagent_sim")
 
 FRAME_TYPES = {"FRAME_LIGHT": "light", "FRAME_BIAS": "bias", "FRAME_DARK": "dark", "FRAME_FLAT": "flat"}
 IMAGETYP = {"light": "Light Frame", "bias": "Bias Frame", "dark": "Dark Frame", "flat": "Flat Field"}
+CAPTURE_FORMATS = {"RAW8": "Raw 8 bit", "RAW16": "Raw 16 bit"}  # the pixel format, as ZWO and Player One name it
 
 
 class Camera(SimDevice):
-    """CCD_* properties of a cooled camera; one exposure at a time, the image sent as a FITS BLOB."""
+    """CCD_* properties of a cooled camera; one exposure at a time, the image sent as a FITS BLOB.
+
+    Readout modes are published as Player One does (indi-playerone/playerone_base.cpp): a
+    SENSOR_MODE switch, elements MODE_0..n labelled with the mode's name; CCD_CAPTURE_FORMAT is
+    the pixel format ("Raw 8 bit"/"Raw 16 bit"). What indiccd.cpp keeps in the config (transfer
+    format, compression, upload mode, capture format, frame, binning) and the controls are saved
+    between runs, and honoured: compressed (fpack `.fits.fz`), native (`.raw`), local upload (no
+    BLOB), 8-bit pixels, a sub-frame.
+    """
+
+    SAVED = frozenset({"CCD_COMPRESSION", "CCD_TRANSFER_FORMAT", "UPLOAD_MODE", "CCD_CAPTURE_FORMAT", "CCD_FRAME",
+                       "CCD_BINNING", "CCD_GAIN", "CCD_OFFSET", "SENSOR_MODE"})
 
     def __init__(self, driver: Any, world: Observatory, name: str) -> None:
         super().__init__(driver, world, name)
@@ -82,8 +95,14 @@ class Camera(SimDevice):
                 number("CCD_COOLER_VALUE", "Power (%)", "%3.0f", 0, 100, 1, 0)]),
             NumberVector("CCD_OFFSET", "Offset", "Main Control", "rw", "Ok", [
                 number("OFFSET", "Offset", "%4.0f", 0, spec.offset_max, 1, self.offset)]),
-            SwitchVector("CCD_CAPTURE_FORMAT", "Readout mode", "Image Settings", "rw", "OneOfMany", "Ok",
-                         switches({m.name: m.label for m in spec.readout_modes}, spec.readout_modes[0].name)),
+            SwitchVector("CCD_CAPTURE_FORMAT", "Format", "Image Settings", "rw", "OneOfMany", "Ok",
+                         switches(CAPTURE_FORMATS, "RAW16")),
+            SwitchVector("SENSOR_MODE", "Sensor Mode", "Controls", "rw", "OneOfMany", "Ok",
+                         switches({f"MODE_{i}": m.label for i, m in enumerate(spec.readout_modes)}, "MODE_0")),
+            SwitchVector("CCD_COMPRESSION", "Compression", "Options", "rw", "OneOfMany", "Ok",
+                         switches({"INDI_ENABLED": "Enabled", "INDI_DISABLED": "Disabled"}, "INDI_DISABLED")),
+            SwitchVector("CCD_TRANSFER_FORMAT", "Format", "Options", "rw", "OneOfMany", "Ok",
+                         switches({"FORMAT_FITS": "FITS", "FORMAT_NATIVE": "Native"}, "FORMAT_FITS")),
             SwitchVector("UPLOAD_MODE", "Upload", "Options", "rw", "OneOfMany", "Ok",
                          switches({"UPLOAD_CLIENT": "Client", "UPLOAD_LOCAL": "Local", "UPLOAD_BOTH": "Both"},
                                    "UPLOAD_CLIENT")),
@@ -121,15 +140,17 @@ class Camera(SimDevice):
             await exp.send_setVector(state="Idle", message="exposure aborted")
             set_one(v, "")
             await v.send_setVector(state="Ok")  # type: ignore[attr-defined]
-        elif name in ("CCD_FRAME_TYPE", "CCD_CAPTURE_FORMAT", "UPLOAD_MODE", "CCD_COOLER"):
+        elif name in ("CCD_FRAME_TYPE", "CCD_CAPTURE_FORMAT", "UPLOAD_MODE", "CCD_COOLER", "SENSOR_MODE",
+                      "CCD_COMPRESSION", "CCD_TRANSFER_FORMAT"):
             chosen = turned_on(values)
             if chosen is None:
                 await v.send_setVector(state="Ok")  # type: ignore[attr-defined]
                 return
-            if name == "UPLOAD_MODE" and chosen != "UPLOAD_CLIENT":
-                await refuse(v, "the simulator only uploads to the client")
-                return
             set_one(v, chosen)
+            if name == "CCD_CAPTURE_FORMAT":  # the driver's bits per pixel follow the format (setVideoFormat)
+                info = self["CCD_INFO"]
+                info["CCD_BITSPERPIXEL"] = 8 if chosen == "RAW8" else 16
+                await info.send_setVector(state="Ok")
             if name == "CCD_COOLER":
                 w.cooler.on = chosen == "COOLER_ON"
                 if not w.cooler.on:
@@ -165,13 +186,13 @@ class Camera(SimDevice):
     async def publish_cooler(self) -> None:
         """Send temperature and cooler power when the temperature changed or a set-point is pending."""
         w = self.world
-        temp = round(w.cooler.temperature_c, 2)
+        temp = self.reading()
         if temp != self._last_temp or self._temp_busy:
             tv = self["CCD_TEMPERATURE"]
             tv["CCD_TEMPERATURE_VALUE"] = temp
             state = "Idle"
             if self._temp_busy:
-                reached = abs(w.cooler.temperature_c - w.cooler.set_point_c) <= 0.2
+                reached = abs(temp - w.cooler.set_point_c) <= 0.2
                 state = "Ok" if reached else "Busy"
                 self._temp_busy = not reached
             elif w.cooler.on:
@@ -181,6 +202,13 @@ class Camera(SimDevice):
             power["CCD_COOLER_VALUE"] = round(w.cooler.power_percent())
             await power.send_setVector(state="Ok" if w.cooler.on else "Idle")
             self._last_temp = temp
+
+    def reading(self) -> float:
+        """The sensor temperature the driver reports: the true one, or with FAULT_TEMPERATURE_FROZEN
+        the last value it published (a driver whose temperature query fails keeps the last good one)."""
+        if "FAULT_TEMPERATURE_FROZEN" in self.world.faults and self._last_temp is not None:
+            return self._last_temp
+        return round(self.world.cooler.temperature_c, 2)
 
     def _numbers(self, name: str) -> dict[str, float]:
         return {k: float(m.getfloatvalue()) for k, m in self[name].data.items()}
@@ -223,7 +251,7 @@ class Camera(SimDevice):
         frame_type = FRAME_TYPES[switched_on(cam["CCD_FRAME_TYPE"]) or "FRAME_LIGHT"]
         binning = int(self._numbers("CCD_BINNING")["HOR_BIN"])
         fr = self._numbers("CCD_FRAME")
-        mode = switched_on(cam["CCD_CAPTURE_FORMAT"])
+        mode = self.readout_mode()
         mid = start + (w.clock.now() - start) / 2
         sun_alt, _ = w.sun(mid)
         filter_name = w.filter_names[w.slot - 1]
@@ -237,20 +265,42 @@ class Camera(SimDevice):
             roi=(int(fr["X"]), int(fr["Y"]), int(fr["WIDTH"]), int(fr["HEIGHT"])),
         )
         data = await loop.run_in_executor(None, lambda: w.model.render(**kwargs))  # type: ignore[arg-type]
-        header = self._header(frame_type, duration, start, temperature, binning, filter_name, mode, sun_alt, fr)
+        header = self._header(frame_type, duration, start, self.reading(), binning, filter_name, mode, sun_alt, fr)
+        if switched_on(cam["CCD_CAPTURE_FORMAT"]) == "RAW8":
+            data = (data >> 8).astype(np.uint8)
+        upload = switched_on(cam["UPLOAD_MODE"])
+        if upload != "UPLOAD_CLIENT":
+            log.info("exposure %.4g s done: saved locally (UPLOAD_MODE %s), no BLOB", duration, upload)
+            await cam.send_device_message(f"Image saved to {self.name.replace(' ', '_')}_001.fits")
+            if upload == "UPLOAD_LOCAL":
+                exp["CCD_EXPOSURE_VALUE"] = 0
+                await exp.send_setVector(state="Ok")
+                return
+        native = switched_on(cam["CCD_TRANSFER_FORMAT"]) == "FORMAT_NATIVE"
+        compressed = switched_on(cam["CCD_COMPRESSION"]) == "INDI_ENABLED"
+        encoded = await loop.run_in_executor(None, encode_image, data, header, native, compressed)
         once = "FAULT_BLOB_CORRUPT_ONCE" in w.faults
-        blob = damaged_image(await loop.run_in_executor(None, fits_bytes, data, header), w.faults)
+        blob = damaged_image(encoded.data, w.faults)
         if once:  # it switched itself off: show that to clients
             faults = cam["SIM_FAULTS"]
             faults["FAULT_BLOB_CORRUPT_ONCE"] = "Off"
             await faults.send_setVector(state="Ok")
         ccd1 = cam["CCD1"]
         ccd1["CCD1"] = blob
-        ccd1.set_blobsize("CCD1", len(blob))
+        ccd1.set_blobsize("CCD1", encoded.size)  # indiccd.cpp: the uncompressed size, whatever is sent
+        ccd1.data["CCD1"].blobformat = encoded.fmt
         await ccd1.send_setVectorMembers(state="Ok", members=["CCD1"])
-        log.info("exposure %.4g s done: %s %s, %d bytes sent", duration, frame_type, data.shape, len(blob))
+        log.info("exposure %.4g s done: %s %s, %d bytes sent as %s", duration, frame_type, data.shape, len(blob),
+                 encoded.fmt)
         exp["CCD_EXPOSURE_VALUE"] = 0
         await exp.send_setVector(state="Ok")
+
+    def readout_mode(self) -> str:
+        """The model's readout mode that SENSOR_MODE selects (MODE_i is the i-th of the preset's modes)."""
+        modes = self.world.model.spec.readout_modes
+        on = switched_on(self["SENSOR_MODE"]) or "MODE_0"
+        index = int(on.rsplit("_", 1)[1])
+        return modes[index if 0 <= index < len(modes) else 0].name
 
     def _header(self, frame_type: str, duration: float, start: datetime, temperature: float, binning: int,
                 filter_name: str, mode: str | None, sun_alt: float, fr: dict[str, float]) -> list[tuple[str, object, str]]:

@@ -49,6 +49,13 @@ class SimDriver(IPyDriver):
         super().__init__(*(Device(d.name, d.properties()) for d in (
             self.camera, self.wheel, self.panel, self.mount, self.clock_device)))
         self._writer = MessageWriter()
+        if not cfg.connected:  # like a real driver: most properties come with CONNECT
+            for device in self.connectable():
+                device.hide_until_connected()
+
+    def connectable(self) -> tuple[Camera | FilterWheel | FlipFlat | Mount, ...]:
+        """The devices with a CONNECTION (the clock has none: simulated time always runs)."""
+        return (self.camera, self.wheel, self.panel, self.mount)
 
     async def send(self, xmldata: ET.Element) -> None:
         """Write each message whole (see `MessageWriter`), not through indipydriver's own writer."""
@@ -75,8 +82,14 @@ class SimDriver(IPyDriver):
         values: dict[str, str] = dict(event.items())
         if vectorname == "CONNECTION":
             on = "CONNECT" if values.get("CONNECT") == "On" or values.get("DISCONNECT") == "Off" else "DISCONNECT"
+            was = self.connected(devicename)
             set_one(vector, on)
             await vector.send_setVector(state="Ok" if on == "CONNECT" else "Idle")
+            device = next(d for d in self.connectable() if d.name == devicename)
+            if on == "CONNECT" and not was:
+                await device.define_connected()
+            elif on == "DISCONNECT" and was:
+                await device.delete_connected()
             return
         if devicename == self.clock_device.name:
             await self.clock_device.event(vectorname, vector, values)
@@ -91,9 +104,10 @@ class SimDriver(IPyDriver):
         if not self.connected(devicename):
             await refuse(vector, f"{devicename} is not connected")
             return
-        for device in (self.camera, self.wheel, self.panel, self.mount):
+        for device in self.connectable():
             if devicename == device.name:
                 await device.event(vectorname, vector, values)
+                device.remember(vectorname, vector)
                 break
 
     # ------------------------------------------------------------------ hardware loop
@@ -101,6 +115,9 @@ class SimDriver(IPyDriver):
         w = self.world
         loop = asyncio.get_running_loop()
         loop.run_in_executor(None, _warm_up, w.model)
+        if w.cfg.connected:  # started connected: the saved settings apply at once
+            for device in self.connectable():
+                await device.load_config()
         last_sim = w.clock.now()
         last_publish = -1e9
         while not self.stop:

@@ -2,7 +2,8 @@
 device offers, how a client switches them, and what they do to an image on its way out.
 
 The camera's exposure hang and mid-exposure exit are checked where the exposure runs; the weak
-cooler is `Cooler.weak`; the cap jam is checked where the cap moves.
+cooler is `Cooler.weak`; the frozen temperature reading is `Camera.reading`; the cap jam is
+checked where the cap moves.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CAMERA_FAULTS = {
     "FAULT_BLOB_CORRUPT_ONCE": "Corrupt the next image only",
     "FAULT_DRIVER_EXIT": "Driver exits mid-exposure",
     "FAULT_COOLER_WEAK": "Cooler cannot reach set-point",
+    "FAULT_TEMPERATURE_FROZEN": "Temperature reading frozen",
 }
 PANEL_FAULTS = {"FAULT_CAP_JAM": "Cap jams"}
 

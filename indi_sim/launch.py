@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -11,17 +12,25 @@ from indi_sim.server import IndiServer
 
 
 class SimServer(IndiServer):
-    """An `IndiServer` running `indi_obsagent_sim` with `config` written to a private JSON file."""
+    """An `IndiServer` running `indi_obsagent_sim` with `config` written to a private JSON file.
+
+    The driver keeps its devices' settings in `home`/.indi like a real driver keeps them in
+    ~/.indi (`indi_sim.persist`); None = the user's HOME. Two servers given the same `home` see
+    what the first left behind.
+    """
 
     def __init__(self, config: SimConfig, port: int | None = None, max_restarts: int = 0,
-                 log_dir: str | None = None) -> None:
+                 log_dir: str | None = None, home: str | os.PathLike[str] | None = None) -> None:
         config.validate()
         self.config = config
         tmp = Path(tempfile.mkdtemp(prefix="obsagent-sim-"))
         self.config_path = tmp / "sim.json"
         self.config_path.write_text(config.to_json())
-        super().__init__([driver_path()], port=port, log_dir=log_dir, env={CONFIG_ENV: str(self.config_path)},
-                         max_restarts=max_restarts)
+        env = {CONFIG_ENV: str(self.config_path)}
+        if home is not None:
+            env["HOME"] = str(home)
+        self.home = Path(home) if home is not None else Path.home()
+        super().__init__([driver_path()], port=port, log_dir=log_dir, env=env, max_restarts=max_restarts)
 
     def update_config(self, **changes: object) -> None:
         """Change settings for the next driver start (e.g. after a restart test)."""

@@ -30,7 +30,14 @@ SLEW_DEG_S = 4.0  # simulated slew rate
 
 
 class Mount(SimDevice):
-    """TELESCOPE_PARK, TELESCOPE_TRACK_STATE, ON_COORD_SET and the equatorial and horizontal coordinates."""
+    """TELESCOPE_PARK, TELESCOPE_TRACK_STATE, ON_COORD_SET, the equatorial and horizontal coordinates,
+    TELESCOPE_PIER_SIDE (a German equatorial mount: on the west side of the pier while pointing east
+    of the meridian), and GEOGRAPHIC_COORD/TIME_UTC, which a client may set as inditelescope.cpp
+    allows (the site is kept in the config). The sky stays the configured site's and simulated time
+    runs on: what a client sets is what the mount believes, not the truth.
+    """
+
+    SAVED = frozenset({"GEOGRAPHIC_COORD"})
 
     def __init__(self, driver: Any, world: Observatory, name: str) -> None:
         super().__init__(driver, world, name)
@@ -53,13 +60,22 @@ class Mount(SimDevice):
             NumberVector("HORIZONTAL_COORD", "Horizontal Coord", "Main Control", "rw", "Ok", [
                 number("AZ", "Az D:M:S", "%010.6m", 0, 360, 0, world.az_deg),
                 number("ALT", "Alt D:M:S", "%010.6m", -90, 90, 0, world.alt_deg)]),
-            NumberVector("GEOGRAPHIC_COORD", "Location", "Site Management", "ro", "Ok", [
+            SwitchVector("TELESCOPE_PIER_SIDE", "Pier Side", "Main Control", "ro", "OneOfMany", "Ok",
+                         switches({"PIER_WEST": "West (pointing east)", "PIER_EAST": "East (pointing west)"},
+                                  self.pier_side())),
+            NumberVector("GEOGRAPHIC_COORD", "Location", "Site Management", "rw", "Ok", [
                 number("LAT", "Lat (dd:mm:ss)", "%010.6m", -90, 90, 0, cfg.lat),
                 number("LONG", "Lon (dd:mm:ss)", "%010.6m", 0, 360, 0, cfg.lon % 360.0),
                 number("ELEV", "Elevation (m)", "%g", -200, 10000, 0, cfg.elevation)]),
-            TextVector("TIME_UTC", "UTC", "Site Management", "ro", "Ok", [
+            TextVector("TIME_UTC", "UTC", "Site Management", "rw", "Ok", [
                 TextMember("UTC", "UTC Time", iso(world.clock.now())), TextMember("OFFSET", "UTC Offset", "0.00")]),
         ]
+
+    def pier_side(self) -> str:
+        """PIER_WEST while the telescope points east of the meridian (hour angle < 0), else PIER_EAST."""
+        w = self.world
+        ha = (astro.local_sidereal_time_deg(w.clock.now(), w.cfg.lon) - w.ra_deg + 180.0) % 360.0 - 180.0
+        return "PIER_WEST" if ha < 0 else "PIER_EAST"
 
     def slewing(self) -> bool:
         """A slew is under way: its end publishes the pointing, the hardware loop must not."""
@@ -87,6 +103,20 @@ class Mount(SimDevice):
                 w.update_pointing(now)
                 w.tracking = chosen == "TRACK_ON"
                 set_one(vector, chosen)
+            await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
+        elif name == "GEOGRAPHIC_COORD":
+            for element, text in values.items():
+                value = to_float(text)
+                member = vector.data[element]  # type: ignore[attr-defined]
+                if not float(member.min) <= value <= float(member.max):
+                    await refuse(vector, f"{element} {value:g} outside {float(member.min):g}..{float(member.max):g}")
+                    return
+            for element, text in values.items():
+                vector[element] = to_float(text)  # type: ignore[index]
+            await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
+        elif name == "TIME_UTC":
+            for element, text in values.items():
+                vector[element] = text  # type: ignore[index]
             await vector.send_setVector(state="Ok")  # type: ignore[attr-defined]
         elif name == "ON_COORD_SET":
             chosen = turned_on(values)
@@ -150,6 +180,10 @@ class Mount(SimDevice):
         w = self.world
         dev = self.driver[self.name]
         eq, hz = dev["EQUATORIAL_EOD_COORD"], dev["HORIZONTAL_COORD"]
+        side = dev["TELESCOPE_PIER_SIDE"]  # before the coordinates: a client reads it when a slew ends
+        if switched_on(side) != self.pier_side():
+            set_one(side, self.pier_side())
+            await side.send_setVector(state="Ok")
         eq["RA"], eq["DEC"] = (w.ra_deg % 360.0) / 15.0, w.dec_deg
         hz["AZ"], hz["ALT"] = w.az_deg, w.alt_deg
         await eq.send_setVector(state=state)

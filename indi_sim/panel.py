@@ -1,7 +1,10 @@
 """The simulated flip-flat: a dust cap that closes over the aperture and a light panel behind it.
 
 With the cap closed the camera sees the panel light, plus a fraction of the open sky when the cap
-leaks (SIM_LIGHT_LEAK); with it open it sees the sky.
+leaks (SIM_LIGHT_LEAK); with it open it sees the sky. Like the Alnitak Flip-Flat
+(indi drivers/auxiliary/flip_flat.cpp, `EnableLightBox`), the light cannot be switched while the
+cap is open: the request is refused, FLAT_LIGHT_CONTROL keeps its switches and stays in Alert
+until the next request on it succeeds.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from indi_sim.vectors import (
     number,
     refuse,
     set_one,
+    switched_on,
     switches,
     to_float,
     turned_on,
@@ -64,6 +68,9 @@ class FlipFlat(SimDevice):
             self._cap_task = asyncio.create_task(self._move_cap(chosen == "PARK"))
         elif name == "FLAT_LIGHT_CONTROL":
             chosen = turned_on(values)
+            if chosen is not None and switched_on(self["CAP_PARK"]) == "UNPARK":
+                await refuse(vector, "Cannot control light while cap is unparked.")
+                return
             if chosen is not None:
                 set_one(vector, chosen)
                 w.light_on = chosen == "FLAT_LIGHT_ON"

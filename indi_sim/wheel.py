@@ -15,7 +15,10 @@ WHEEL_SLOT_S = 1.0  # simulated seconds per slot
 
 
 class FilterWheel(SimDevice):
-    """FILTER_SLOT and FILTER_NAME; the filter in the light path is `world.slot`."""
+    """FILTER_SLOT and FILTER_NAME; the filter in the light path is `world.slot`. Filter names are
+    kept in the config between runs, as indifilterinterface.cpp does."""
+
+    SAVED = frozenset({"FILTER_NAME"})
 
     def __init__(self, driver: Any, world: Observatory, name: str) -> None:
         super().__init__(driver, world, name)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,3 +52,35 @@ def fits_bytes(data: np.ndarray, cards: list[tuple[str, object, str]]) -> bytes:
     buf = io.BytesIO()
     hdu.writeto(buf)
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image as the driver sends it: the bytes, their INDI format and the uncompressed size."""
+
+    data: bytes
+    fmt: str
+    size: int
+
+
+def encode_image(data: np.ndarray, cards: list[tuple[str, object, str]], native: bool, compressed: bool) -> EncodedImage:
+    """The BLOB indiccd.cpp would send: FITS, or the raw pixel buffer with native transfer; fpack'd
+    (`.fits.fz`, Rice) or zlib'd (`.raw.z`) when CCD_COMPRESSION is on."""
+    if native:
+        raw = np.ascontiguousarray(data).tobytes()
+        if compressed:
+            import zlib
+
+            return EncodedImage(zlib.compress(raw, 1), ".raw.z", len(raw))
+        return EncodedImage(raw, ".raw", len(raw))
+    plain = fits_bytes(data, cards)
+    if not compressed:
+        return EncodedImage(plain, ".fits", len(plain))
+    from astropy.io import fits
+
+    comp = fits.CompImageHDU(data=data, compression_type="RICE_1")
+    for key, value, comment in cards:
+        comp.header[key] = (value, comment)
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), comp]).writeto(buf)
+    return EncodedImage(buf.getvalue(), ".fits.fz", len(plain))

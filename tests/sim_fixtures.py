@@ -25,12 +25,16 @@ needs_indiserver = pytest.mark.skipif(shutil.which("indiserver") is None, reason
 
 @pytest.fixture
 def sim_server(tmp_path: Path) -> Iterator[Callable[..., SimServer]]:
-    """Factory: `sim_server(time_factor=60, preset="ccd")` starts a server and stops it after the test."""
+    """Factory: `sim_server(time_factor=60, preset="ccd")` starts a server and stops it after the test.
+
+    The driver's HOME is `tmp_path/home` (its device configs in `home/.indi`), shared by the servers
+    of one test and never the user's: pass `home=...` to choose another.
+    """
     servers: list[SimServer] = []
 
-    def start(**overrides: object) -> SimServer:
+    def start(home: Path | None = None, **overrides: object) -> SimServer:
         cfg = SimConfig.from_mapping({**TEST_DEFAULTS, **overrides}, "test simulator config")
-        server = SimServer(cfg, log_dir=str(tmp_path))
+        server = SimServer(cfg, log_dir=str(tmp_path), home=home or tmp_path / "home")
         server.start()
         servers.append(server)
         return server

@@ -107,7 +107,11 @@ class FlatPanel:
         return bool(snap.values.get("PARK"))
 
     def light(self, on: bool) -> None:
+        """Switch the light. Off when it already shows off sends nothing: the Flip-Flat refuses every
+        light command while its cap is open (flip_flat.cpp), even one that changes nothing."""
         element = "FLAT_LIGHT_ON" if on else "FLAT_LIGHT_OFF"
+        if not on and self.client.get(self.name, "FLAT_LIGHT_CONTROL").values.get(element):
+            return
         self.client.set_switch(self.name, "FLAT_LIGHT_CONTROL", [element], timeout=self.move_timeout)
 
     def light_on(self) -> bool:
