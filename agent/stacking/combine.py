@@ -29,7 +29,7 @@ from agent.fitsfile import write_fits_atomic
 from agent.stacking import kernels, rejection
 from agent.stacking.frames import FrameSource, check_consistent, source_of
 from agent.stacking.normalize import NORMALIZATIONS, Normalization, normalization_factors
-from agent.stacking.stats import SampleStats, gesd_critical_values, sample_stats
+from agent.stacking.stats import SampleStats, gesd_critical_values, per_frame, sample_stats
 
 log = logging.getLogger(__name__)
 
@@ -204,10 +204,11 @@ def combine(
     samples: list[np.ndarray] | None = None
     stats: list[SampleStats]
     if normalize != "none":
-        stats = [
-            sample_stats(_read_sample(f, sample_rows, g, o))
-            for f, g, o in zip(frames, gain0, off0, strict=True)
-        ]
+        stats = per_frame(
+            lambda fgo: sample_stats(_read_sample(fgo[0], sample_rows, fgo[1], fgo[2])),
+            list(zip(frames, gain0, off0, strict=True)),
+            threads,
+        )
     else:
         samples = [np.empty((len(sample_rows), cols), np.float32) for _ in frames]
         stats = []
@@ -277,7 +278,7 @@ def combine(
     buffers.clear()
 
     if samples is not None:
-        stats = [sample_stats(s) for s in samples]
+        stats = per_frame(sample_stats, samples, threads)
     npix = rows * cols
     frame_stats = [
         FrameStats(

@@ -24,6 +24,7 @@ from agent.stacking.combine import MASTER_TYPES, Master, combine, source_hash
 from agent.stacking.frames import source_of
 from agent.stacking.masters import CalibrationMaster, as_master
 from agent.stacking.quality import QualityIssue
+from agent.stacking.stats import per_frame
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def build_master(
         master = combine(list(sources), frame_type=kind, header=_merge(extra, user_header), **combine_kwargs)
         data = master.data
         defects = None
-        issues += quality.check_light_leak([_series_sample(src) for src in sources])
+        issues += quality.check_light_leak(per_frame(_series_sample, sources, combine_kwargs.get("threads")))
         if kind in ("dark", "darkflat"):
             quality.check_dark_pedestal(data, what=f"master {kind}")
             defects, stats = cosmetic.find_defects(data, None, cosmetic.cfa_pattern(master.header))

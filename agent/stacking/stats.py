@@ -8,10 +8,17 @@ The Student-t quantiles behind the GESD critical values are computed here (no Sc
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numba
 import numpy as np
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 MAD_TO_SIGMA = 1.4826
 """Scale of the median absolute deviation to a Gaussian standard deviation."""
@@ -25,6 +32,16 @@ class SampleStats:
     scale: float  # 1.4826 * MAD around the median
     noise: float  # Gaussian-equivalent pixel noise from same-colour neighbour differences
     pixels: int  # sample size
+
+
+def per_frame(fn: Callable[[T], R], items: Sequence[T], threads: int | None = None) -> list[R]:
+    """`[fn(x) for x in items]` on a few threads: numpy's medians (partition) and file reads release
+    the GIL, so the per-frame statistics of a series take half the time on two cores; order kept."""
+    workers = max(1, min(len(items), threads or os.cpu_count() or 1))
+    if workers == 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="frame-stats") as pool:
+        return list(pool.map(fn, items))
 
 
 def sample_stats(rows: np.ndarray) -> SampleStats:
