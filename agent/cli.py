@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import importlib
 import logging
 import os
@@ -87,6 +88,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("obsagent: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        print(f"obsagent: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("obsagent: error: not enough memory; lower --mem-limit or close other programs", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line and where the details are
+        line = database_error_line(exc)
+        if line is not None:
+            print(f"obsagent: error: {line}", file=sys.stderr)
+            return 2
+        log = crash_log(exc)
+        print(f"obsagent: internal error: {type(exc).__name__}: {exc}; details in {log} (please report it)",
+              file=sys.stderr)
+        return 70
+
+
+_OS_FIXES = {
+    errno.ENOSPC: "the disk is full; free some space or point --data at another disk",
+    errno.EDQUOT: "your disk quota is used up; free some space",
+    errno.EACCES: "permission denied; check the folder's owner and permissions",
+    errno.EPERM: "not permitted; check the folder's owner and permissions",
+    errno.EROFS: "the disk is read-only; remount it writable or choose another folder",
+    errno.ENOENT: "no such file or folder; check the path (a USB disk unplugged?)",
+    errno.EISDIR: "that is a folder; name a file",
+    errno.ENOTDIR: "a part of that path is a file, not a folder; check the path",
+    errno.EEXIST: "it exists already and is not a folder; choose another path",
+    errno.EIO: "the disk reports an I/O error; check the disk and its cable",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or give fewer files at once",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line naming the file and the fix, whatever call failed."""
+    where = exc.filename if exc.filename is not None else ""
+    what = _OS_FIXES.get(exc.errno or 0, exc.strerror or str(exc))
+    return f"{where}: {what}" if where else what
+
+
+def database_error_line(exc: Exception) -> str | None:
+    """SQLite errors a user can cause (a damaged or foreign library, a locked one), else None."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return "the library is locked by another obsagent writing to it; retry in a moment"
+    if isinstance(exc, sqlite3.DatabaseError):
+        return (f"the library database cannot be read ({exc}); it is damaged or not an obsagent library: "
+                "restore it from a backup or point --data at another folder")
+    return None
+
+
+def crash_log(exc: BaseException) -> Path:
+    """Write the traceback of an unforeseen error to a file the user can send; returns its path."""
+    import datetime as dt
+    import tempfile
+    import traceback
+
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "obsagent"
+    text = "".join(traceback.format_exception(exc))
+    for folder in (state, Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"crash-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+            path.write_text(f"obsagent {__version__} {sys.argv}\n{text}")
+            return path
+        except OSError:
+            continue
+    return Path("(no writable folder for the log)")
 
 
 if __name__ == "__main__":
