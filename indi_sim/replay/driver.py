@@ -28,6 +28,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from indi_sim.replay.clock import ReplayClock
 from indi_sim.replay.profiles import PROFILES, Profile
 
 _out = threading.Lock()
@@ -180,11 +181,13 @@ class Device:
 class Rig:
     """The devices of one replay driver and what they share (light, cap, filter)."""
 
-    def __init__(self, keys: list[str], home: Path, time_factor: float) -> None:
+    def __init__(self, keys: list[str], home: Path, time_factor: float, clock_start: str | None = None) -> None:
         self.home, self.time_factor = home, time_factor
         home.mkdir(parents=True, exist_ok=True)
         self.devices = {PROFILES[k].device: Device(self, PROFILES[k]) for k in keys}
         self.rng = np.random.default_rng(7)
+        # simulated time for whole nights (`clock.py`); absent like on a real rig unless asked for
+        self.clock = ReplayClock(Vector, clock_start, time_factor) if clock_start else None
 
     def find(self, kind: str) -> Device | None:
         return next((d for d in self.devices.values() if d.p.kind == kind and d.connected), None)
@@ -223,6 +226,8 @@ class Rig:
     # ---- requests ------------------------------------------------------------------------
     def handle(self, el: ET.Element) -> None:
         if el.tag == "getProperties":
+            if self.clock is not None:
+                self.clock.define()
             for d in self.devices.values():
                 if not d.props:
                     d.define_base()
@@ -230,11 +235,14 @@ class Rig:
                     for v in d.props.values():
                         v.define()
             return
+        name = el.get("name", "")
+        values = {one.get("name", ""): (one.text or "").strip() for one in el}
+        if self.clock is not None and el.get("device") == self.clock.name and el.tag.startswith("new"):
+            self.clock.handle(name, values)
+            return
         dev = self.devices.get(el.get("device", ""))
         if dev is None or not el.tag.startswith("new"):
             return
-        name = el.get("name", "")
-        values = {one.get("name", ""): (one.text or "").strip() for one in el}
         if name == "CONNECTION":
             dev.connect() if values.get("CONNECT") == "On" else dev.disconnect()
             return
@@ -382,7 +390,8 @@ class Rig:
 def main() -> None:
     keys = [k for k in os.environ.get("OBSAGENT_REPLAY_PROFILES", "").split(",") if k]
     home = Path(os.environ.get("OBSAGENT_REPLAY_HOME", Path.home() / ".indi"))
-    rig = Rig(keys, home, float(os.environ.get("OBSAGENT_REPLAY_TIME_FACTOR", "100")))
+    rig = Rig(keys, home, float(os.environ.get("OBSAGENT_REPLAY_TIME_FACTOR", "100")),
+              os.environ.get("OBSAGENT_REPLAY_START") or None)
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
     parser.feed("<stream>")
     depth_tags = {"getProperties", "newNumberVector", "newSwitchVector", "newTextVector", "newBLOBVector"}
