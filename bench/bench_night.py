@@ -18,8 +18,10 @@ mount.  Peak RSS of the whole agent (runner, build worker, calibration) comes fr
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import select
+import signal
 import socket
 import statistics
 import subprocess
@@ -162,8 +164,16 @@ def main() -> int:
     if indi is None:
         raise SystemExit("the night did not say where its simulator listens")
     traffic = listen(indi[0], indi[1], proc, args.seconds)
-    proc.terminate()
-    proc.wait(timeout=60)
+    # stop the agent, not GNU time, so that time still reports the agent's peak
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    agent = (
+        int(children.read_text().split()[0]) if children.exists() and children.read_text().split() else None
+    )
+    if agent is not None:
+        os.kill(agent, signal.SIGTERM)
+    else:
+        proc.terminate()
+    proc.wait(timeout=120)
     print(summary(traffic))
     if rss.exists() and rss.read_text().split():
         print(f"agent peak RSS (runner process) {int(rss.read_text().split()[-1]) / 1024:.0f} MB")
