@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import logging
 import threading
 import time
@@ -23,8 +22,9 @@ from typing import Any
 
 import PyIndi
 
+from agent.devices import outgoing
 from agent.devices.listener import RETIRED_LISTENERS, Listener
-from agent.devices.snapshot import BlobArrival, PropertySnapshot, copy_property
+from agent.devices.snapshot import BlobArrival, PropertySnapshot, blob_bytes, copy_property
 from agent.errors import (
     DeviceMissing,
     IndiError,
@@ -35,23 +35,6 @@ from agent.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-def blob_bytes(element: Any) -> bytes:
-    """The bytes of one BLOB element, exactly as many as arrived.
-
-    pyindi-client 2.3.0's `getblobdata()` copies `size` bytes, which is the *uncompressed* size
-    (indiccd.cpp sets it to the FITS length even when the BLOB carries the fpack'd or zlib'd image);
-    with compression on it reads past the buffer and the process dies. The real length is
-    `getBlobLen()`, and the buffer's address is the SWIG pointer, so we copy exactly that.
-    """
-    length = int(element.getBlobLen())
-    if length <= 0:
-        return b""
-    pointer = element.getBlob()
-    if pointer is None:
-        return b""
-    return ctypes.string_at(int(pointer), length)
-
 
 class ExposureAborted(IndiError):
     """An exposure was aborted on request."""
@@ -353,61 +336,35 @@ class IndiClient:
             return snap.version if snap else 0
 
     def send_number(self, device: str, name: str, values: Mapping[str, float]) -> int:
-        """Send a new number vector built apart from libindi's copy of the property.
-
-        libindi applies the driver's own updates to its copy on its own thread; writing our values
-        into that copy and sending it raced with them (a countdown of CCD_EXPOSURE could replace our
-        exposure with 0.0 between our write and the send). The detached vector cannot be touched.
-        """
+        """Send new numbers in a vector built apart from libindi's copy (see `outgoing.py`)."""
         with self._send_lock:
             live = self._live(device, name, "number")
-            current = {e.getName(): float(e.getValue()) for e in live}
-            unknown = set(values) - set(current)
-            if unknown:
-                raise PropertyMissing(f"{device}.{name} has no element {sorted(unknown)[0]} (has {sorted(current)})")
-            prop = PyIndi.PropertyNumber(len(current))
-            for widget, element in zip(prop, current, strict=True):
-                widget.setName(element)
-                widget.setValue(float(values[element]) if element in values else current[element])
+            prop = outgoing.numbers(live, values, f"{device}.{name}")
             base = self._send(prop, device, name, live)
             self._listener.sendNewNumber(prop)  # type: ignore[union-attr]
             return base
 
     def send_switch(self, device: str, name: str, on: Iterable[str], exclusive: bool = True) -> int:
-        """Send a new switch vector built apart from libindi's copy (see `send_number`)."""
-        on = set(on)
+        """Send switches in a vector built apart from libindi's copy (see `outgoing.py`)."""
         with self._send_lock:
             live = self._live(device, name, "switch")
-            current = {e.getName(): e.getState() == PyIndi.ISS_ON for e in live}
-            if not on <= set(current):
-                raise PropertyMissing(f"{device}.{name} has no element {sorted(on - set(current))} (has {sorted(current)})")
-            prop = PyIndi.PropertySwitch(len(current))
-            for widget, element in zip(prop, current, strict=True):
-                widget.setName(element)
-                state = element in on or (current[element] and not exclusive)
-                widget.setState(PyIndi.ISS_ON if state else PyIndi.ISS_OFF)
+            prop = outgoing.switches(live, set(on), exclusive, f"{device}.{name}")
             base = self._send(prop, device, name, live)
             self._listener.sendNewSwitch(prop)  # type: ignore[union-attr]
             return base
 
     def send_text(self, device: str, name: str, values: Mapping[str, str]) -> int:
-        """Send a new text vector built apart from libindi's copy (see `send_number`)."""
+        """Send texts in a vector built apart from libindi's copy (see `outgoing.py`)."""
         with self._send_lock:
             live = self._live(device, name, "text")
-            current = {e.getName(): str(e.getText()) for e in live}
-            prop = PyIndi.PropertyText(len(current))
-            for widget, element in zip(prop, current, strict=True):
-                widget.setName(element)
-                widget.setText(str(values[element]) if element in values else current[element])
+            prop = outgoing.texts(live, values)
             base = self._send(prop, device, name, live)
             self._listener.sendNewText(prop)  # type: ignore[union-attr]
             return base
 
     def _send(self, prop: Any, device: str, name: str, live: Any) -> int:
         """Name the detached vector after the live one; the version our answer must exceed."""
-        prop.setDeviceName(device)
-        prop.setName(name)
-        prop.setBaseDevice(live.getBaseDevice())
+        outgoing.address(prop, device, name, live)
         return self._baseline(device, name)
 
     def set_number(

@@ -6,6 +6,7 @@ can read after libindi has moved on.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,3 +92,20 @@ def copy_property(prop: Any) -> PropertySnapshot:
         limits=limits,
         labels=labels,
     )
+
+
+def blob_bytes(element: Any) -> bytes:
+    """The bytes of one BLOB element, exactly as many as arrived.
+
+    pyindi-client 2.3.0's `getblobdata()` copies `size` bytes, which is the *uncompressed* size
+    (indiccd.cpp sets it to the FITS length even when the BLOB carries the fpack'd or zlib'd image);
+    with compression on it reads past the buffer and the process dies. The real length is
+    `getBlobLen()`, and the buffer's address is the SWIG pointer, so we copy exactly that.
+    """
+    length = int(element.getBlobLen())
+    if length <= 0:
+        return b""
+    pointer = element.getBlob()
+    if pointer is None:
+        return b""
+    return ctypes.string_at(int(pointer), length)
