@@ -57,3 +57,14 @@ def test_a_wrong_import_breaks_make_lint(tmp_path: Path) -> None:
     for module, _, contract in WRONG_IMPORTS:
         assert contract in broken, contract
         assert module.removesuffix(".py").replace("/", ".") in broken, module
+
+
+def test_no_module_is_over_500_lines() -> None:
+    """A module that long holds more than one idea: split it by idea (docs/architecture.md)."""
+    long = {
+        str(p.relative_to(ROOT)): n
+        for part in ("agent", "indi_sim")
+        for p in (ROOT / part).rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert not long, long
