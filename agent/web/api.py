@@ -3,17 +3,37 @@ automation, documented by OpenAPI (/api/openapi.json, a list at /api)."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from agent import control
 from agent.library.queries import lights, masters
+from agent.library.queries.rows import to_json
 from agent.status import read_status
 from agent.web import answers
 from agent.web.site import NotFound, Site, numeric_id
+
+CHUNK = 1 << 16
+
+
+def json_chunks(head: str, texts: Iterable[str], tail: str) -> Iterator[str]:
+    """`head`, the texts separated by commas, `tail`, in chunks of about CHUNK characters:
+    thousands of rows are sent from their JSON texts, never built as one list of dicts."""
+    parts = [head]
+    size = 0
+    for i, text in enumerate(texts):
+        parts.append("," + text if i else text)
+        size += len(text)
+        if size >= CHUNK:
+            yield "".join(parts)
+            parts, size = [], 0
+    parts.append(tail)
+    yield "".join(parts)
 
 
 def register(app: FastAPI, site: Site) -> None:
@@ -36,12 +56,16 @@ def register(app: FastAPI, site: Site) -> None:
             raise NotFound("no plan yet: the night has not written one")
         return status.plan
 
-    @app.get("/api/needs", tags=["library"], summary="As `obsagent library needs --json`")
-    def api_needs() -> dict[str, Any]:
+    @app.get("/api/needs", tags=["library"], summary="As `obsagent library needs --json`",
+             responses={200: {"content": {"application/json": {}}}})  # fmt: skip
+    def api_needs() -> Response:
         lib = site.library()
         started = time.perf_counter()
-        items = answers.needs_table(site) if lib else []
-        return {"needs": items, "seconds": round(time.perf_counter() - started, 4)}
+        view = answers.needs(site).view if lib else None
+        seconds = round(time.perf_counter() - started, 4)
+        texts = view.texts() if view is not None else ()
+        return StreamingResponse(json_chunks('{"needs":[', texts, f'],"seconds":{json.dumps(seconds)}}}'),
+                                 media_type="application/json")  # fmt: skip
 
     @app.get("/api/masters", tags=["library"], summary="As `obsagent library masters --json` (all=1 for superseded too)")
     def api_masters(all: int = 0) -> list[dict[str, Any]]:
@@ -60,10 +84,12 @@ def register(app: FastAPI, site: Site) -> None:
         lib = site.library()
         return lib.frames(state=state or None, limit=max(1, min(limit, 10000))) if lib else []
 
-    @app.get("/api/groups", tags=["library"], summary="Accumulating frames by configuration, with progress")
-    def api_groups() -> list[dict[str, Any]]:
-        lib = site.library()
-        return answers.frame_groups(site) if lib else []
+    @app.get("/api/groups", tags=["library"], summary="Accumulating frames by configuration, with progress",
+             responses={200: {"content": {"application/json": {}}}})  # fmt: skip
+    def api_groups() -> Response:
+        found = answers.frame_groups(site) if site.library() else None
+        texts = (found.text_of(i) for i in range(len(found))) if found is not None else ()
+        return StreamingResponse(json_chunks("[", texts, "]"), media_type="application/json")
 
     @app.get("/api/lights", tags=["lights"], summary="As `obsagent library lights --json`, with night and target")
     def api_lights(night: str = "", target: str = "", filter: str = "", status: str = "",
@@ -82,13 +108,17 @@ def register(app: FastAPI, site: Site) -> None:
             raise NotFound(f"no light #{frame_id}")
         return detail
 
-    @app.get("/api/report", tags=["status"], summary="The morning report, as `obsagent report --json` (latest night)")
-    def api_report(night: str = "") -> dict[str, Any]:
+    @app.get("/api/report", tags=["status"], summary="The morning report, as `obsagent report --json` (latest night)",
+             responses={200: {"content": {"application/json": {}}}})  # fmt: skip
+    def api_report(night: str = "") -> Response:
         site.need_library()
         names = answers.night_names(site)
         if not names:
             raise NotFound("no night has run yet with this data directory")
-        return answers.report(site, night or names[0])
+        found = answers.report(site, night or names[0])
+        head = to_json(found.summary)[:-1] + ',"needs":['
+        texts = found.needs.texts(found.remaining)
+        return StreamingResponse(json_chunks(head, texts, "]}"), media_type="application/json")
 
     @app.get("/api/campaigns", tags=["lights"], summary="Lights and hours per target and filter")
     def api_campaigns() -> list[dict[str, Any]]:

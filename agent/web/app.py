@@ -21,7 +21,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent import __version__
-from agent.web import access, actions, api, downloads
+from agent.web import access, actions, answers, api, downloads
+from agent.web.memory import tune_heap
 from agent.web.pages import library, lights, reports, tonight
 from agent.web.security import WebSettings
 from agent.web.site import NotFound, Site
@@ -35,11 +36,13 @@ WORKER_THREADS = 4
 
 def create_app(settings: WebSettings) -> FastAPI:
     settings.check()
+    tune_heap()
     site = Site(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        answers.warm_up(site)
         yield
         site.cache.refresher.shutdown(wait=False, cancel_futures=True)
 

@@ -8,8 +8,6 @@ being served while its successor is computed in the background: no page waits fo
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import threading
 import time
@@ -21,13 +19,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.library.queries.readonly import ReadOnlyLibrary, library_stamp
+from agent.web.memory import release_free_memory
 from agent.web.preview import encode, read_preview
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CACHE_SECONDS = 30.0
-"""An answer is recomputed at least this often: ages and expiries move on without the library changing."""
+"""By default an answer is recomputed at least this often: ages and expiries move on without the
+library changing. Answers that do not depend on the time say so (`max_age=None`)."""
 SLOW_SECONDS = 0.15
 """An answer that took longer than this is refreshed in the background while the old one is served."""
 STALE_SECONDS = 600.0
@@ -45,7 +45,7 @@ class _Answer:
 
 
 class AnswerCache:
-    """Answers by name, valid until the library changes or for CACHE_SECONDS.
+    """Answers by name, valid until the library changes or for their `max_age` in seconds.
 
     `compute` receives the computing thread's own read-only library (from `library`, which
     raises when there is none): a background refresh never shares a connection with a request.
@@ -60,7 +60,7 @@ class AnswerCache:
         self.flights: dict[str, threading.Event] = {}
         self.refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-answers")
 
-    def get(self, name: str, compute: Callable[[ReadOnlyLibrary], T]) -> T:
+    def get(self, name: str, compute: Callable[[ReadOnlyLibrary], T], max_age: float | None = CACHE_SECONDS) -> T:
         while True:
             stamp = library_stamp(self.root)
             now = time.monotonic()
@@ -68,7 +68,7 @@ class AnswerCache:
                 hit = self.items.get(name)
                 if hit is not None:
                     self.items.move_to_end(name)
-                    if hit.stamp == stamp and now - hit.made < CACHE_SECONDS:
+                    if hit.stamp == stamp and (max_age is None or now - hit.made < max_age):
                         return hit.value
                     if hit.seconds >= SLOW_SECONDS and now - hit.made < STALE_SECONDS:
                         if name not in self.flights:
@@ -84,6 +84,14 @@ class AnswerCache:
             return self._compute(name, compute)
         finally:
             self._land(name)
+
+    def prefetch(self, name: str, compute: Callable[[ReadOnlyLibrary], Any]) -> None:
+        """Compute an answer in the background now, unless it is known or on its way."""
+        with self.lock:
+            if name in self.items or name in self.flights:
+                return
+            self.flights[name] = threading.Event()
+        self.refresher.submit(self._refresh, name, compute)
 
     def _compute(self, name: str, compute: Callable[[ReadOnlyLibrary], T]) -> T:
         stamp = library_stamp(self.root)  # before: a change while computing makes it stale at once
@@ -113,25 +121,6 @@ class AnswerCache:
             flight = self.flights.pop(name, None)
         if flight is not None:
             flight.set()
-
-
-def _libc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim  # glibc only
-    except (OSError, AttributeError, TypeError):
-        return None
-    return trim
-
-
-_TRIM = _libc_trim()
-
-
-def release_free_memory() -> None:
-    """Hand the C heap's free pages back to the system after a large answer was built (glibc keeps
-    them otherwise, and the process would stay at its largest size)."""
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 class PreviewCache:

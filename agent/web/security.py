@@ -40,6 +40,8 @@ class WebSettings:
     token: str | None = None
     anonymous_read: bool = False  # on a non-loopback address: read-only pages without the token
     policy: LibraryPolicy = field(default_factory=LibraryPolicy)
+    # A library database at least this large has its largest answers computed in a worker process.
+    large_library_bytes: int = 4 * 1024 * 1024
 
     @property
     def loopback(self) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.library.keys import ConfigKey, LibraryPolicy
+from agent.library.queries.rows import JsonRows
 from agent.library.store import Group, Library
 
 
@@ -43,6 +44,14 @@ def frame_groups(lib: Library, policy: LibraryPolicy) -> list[dict[str, Any]]:
         )
     out.sort(key=lambda r: (str(r["frame_type"]), -int(str(r["count"]))))
     return out
+
+
+def groups_view(lib: Library, policy: LibraryPolicy) -> JsonRows:
+    """`frame_groups` kept as JSON texts (thousands of groups with 50,000 frames)."""
+    rows = JsonRows()
+    for row in frame_groups(lib, policy):
+        rows.append(row)
+    return rows.seal()
 
 
 def group_frames(lib: Library, policy: LibraryPolicy, ident: str, limit: int = 500) -> list[dict[str, Any]] | None:

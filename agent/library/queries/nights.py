@@ -13,6 +13,9 @@ from agent.library.queries.masters import masters_table
 from agent.library.queries.needs_view import needs_table
 from agent.library.store import Library
 
+REMAINING = ("missing", "expired", "waiting")
+"""The needs a morning report lists as still needed."""
+
 
 def night_names(root: Path, index: LightsIndex | None = None) -> list[str]:
     names = {p.stem for p in (root / "nights").glob("*.json")} if (root / "nights").is_dir() else set()
@@ -72,7 +75,7 @@ def night_report(
     masters = [m for m in masters_table(lib, include_superseded=True) if m["id"] in built]
     progress = read_progress(root, night) or {}
     needs = needs_table(lib, policy) if needs is None else needs
-    remaining = [n for n in needs if n["kind"] in ("missing", "expired", "waiting")]
+    remaining = [n for n in needs if n["kind"] in REMAINING]
     return {
         "night": night,
         "state": progress.get("state"),

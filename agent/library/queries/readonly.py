@@ -26,8 +26,9 @@ class ReadOnlyLibrary(Library):
         self.conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA query_only=ON")
-        # Many threads may each hold a connection: keep each page cache small (the OS caches the file).
-        self.conn.execute("PRAGMA cache_size=-2048")
+        # Several threads may each hold a connection: keep each page cache small (the OS caches the
+        # file, so a page SQLite does not keep is a read from memory, not from the card).
+        self.conn.execute("PRAGMA cache_size=-512")
         row = self.conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         self.schema_version = int(row[0] or 0)
 

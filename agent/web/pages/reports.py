@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
+from agent.library.queries.rows import Picked
 from agent.web import answers, svg
 from agent.web.site import Site
 
@@ -22,7 +23,8 @@ def register(app: FastAPI, site: Site) -> None:
 
     @app.get("/reports/{night}", response_class=HTMLResponse, include_in_schema=False)
     def report_page(request: Request, night: str) -> Response:
-        report = answers.report(site, night)
+        found = answers.report(site, night)
+        report = {**found.summary, "needs": Picked(found.needs.rows, found.remaining)}
         captured_plot = svg.bars([("frames", sorted((k, float(v)) for k, v in report["captured"].items()))])
         lights_plot = svg.bars([("lights", sorted((k, float(v)) for k, v in report["lights"].items()))])
         return site.page(request, "report.html", {"r": report, "captured_plot": captured_plot,
