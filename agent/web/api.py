@@ -14,7 +14,6 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from agent import control
 from agent.library.queries import lights, masters
 from agent.library.queries.rows import to_json
-from agent.status import read_status
 from agent.web import answers
 from agent.web.site import NotFound, Site, numeric_id
 
@@ -41,20 +40,19 @@ def register(app: FastAPI, site: Site) -> None:
 
     @app.get("/api/status", tags=["status"], summary="What the night is doing (the status file), and the library counts")
     def api_status() -> dict[str, Any]:
-        status = read_status(root)
         lib = site.library()
         return {
-            "status": status.to_dict() if status else None,
+            "status": site.status(),
             "library": lib.counts() if lib else None,
             "requests": [r.as_dict() for r in control.recent_requests(root, 20)],
         }
 
     @app.get("/api/plan", tags=["status"], summary="Tonight's plan as `obsagent plan --json` prints it")
     def api_plan() -> dict[str, Any]:
-        status = read_status(root)
-        if status is None or status.plan is None:
+        plan: dict[str, Any] | None = (site.status() or {}).get("plan")
+        if plan is None:
             raise NotFound("no plan yet: the night has not written one")
-        return status.plan
+        return plan
 
     @app.get("/api/needs", tags=["library"], summary="As `obsagent library needs --json`",
              responses={200: {"content": {"application/json": {}}}})  # fmt: skip

@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from agent.library.queries.readonly import ReadOnlyLibrary, open_readonly
+from agent.status import read_status, status_stamp
 from agent.web.caches import AnswerCache, PreviewCache
 from agent.web.security import SESSION_COOKIE, WebSettings, bearer_valid, csrf_token, session_valid
 from agent.web.templating import make_templates
@@ -40,6 +41,7 @@ class Site:
         self.cache = AnswerCache(self.root, self.need_library)
         self.previews = PreviewCache()
         self._local = threading.local()
+        self._status: tuple[object, dict[str, Any] | None] = ((), None)
 
     def library(self) -> ReadOnlyLibrary | None:
         """This thread's read-only connection to the library, or None while there is none."""
@@ -48,6 +50,17 @@ class Site:
             lib = open_readonly(self.root)
             self._local.lib = lib
         return lib
+
+    def status(self) -> dict[str, Any] | None:
+        """The night's status file as a dict (read again only when it changed); None: no night.
+        Shared by every request: read it, never change it."""
+        stamp = status_stamp(self.root)
+        seen, value = self._status
+        if stamp is None or stamp != seen:
+            found = read_status(self.root)
+            value = found.to_dict() if found else None
+            self._status = (stamp, value)
+        return value
 
     def need_library(self) -> ReadOnlyLibrary:
         lib = self.library()

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from agent import control
 from agent.library.queries.files import checked_file
 from agent.library.queries.nights import read_progress
-from agent.status import read_status, status_stamp
+from agent.status import status_stamp
 from agent.web import svg
 from agent.web.preview import PreviewError
 from agent.web.security import SESSION_COOKIE, csrf_token
@@ -24,9 +24,8 @@ from agent.web.site import NotFound, Site
 STALE_SECONDS = 600
 
 
-def tonight_context(root: Path) -> dict[str, Any]:
-    status = read_status(root)
-    data = status.to_dict() if status else None
+def tonight_context(root: Path, data: dict[str, Any] | None) -> dict[str, Any]:
+    """What the Tonight page shows, from the status file (`data`) and the night's progress file."""
     now = dt.datetime.now(dt.UTC)
     plan = (data or {}).get("plan") or None
     night = data.get("night") if data else None
@@ -48,11 +47,11 @@ def tonight_context(root: Path) -> dict[str, Any]:
     }
 
 
-def last_frame_file(root: Path) -> Path | None:
-    status = read_status(root)
-    if status is None or not status.last_frame or not status.last_frame.get("path"):
+def last_frame_file(root: Path, status: dict[str, Any] | None) -> Path | None:
+    last = (status or {}).get("last_frame") or {}
+    if not last.get("path"):
         return None
-    path = Path(str(status.last_frame["path"]))
+    path = Path(str(last["path"]))
     if not path.is_absolute():
         path = root / path
     # The status file is written by the night, yet only files inside the data folder are shown.
@@ -69,11 +68,11 @@ def register(app: FastAPI, site: Site) -> None:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def tonight(request: Request) -> Response:
-        return site.page(request, "tonight.html", tonight_context(root))
+        return site.page(request, "tonight.html", tonight_context(root, site.status()))
 
     @app.get("/live", response_class=HTMLResponse, include_in_schema=False)
     def live(request: Request) -> Response:
-        return site.page(request, "_live.html", tonight_context(root))
+        return site.page(request, "_live.html", tonight_context(root, site.status()))
 
     @app.get("/events", include_in_schema=False)
     async def events(request: Request) -> Response:
@@ -89,7 +88,7 @@ def register(app: FastAPI, site: Site) -> None:
                 if stamp != last:
                     last = stamp
                     html = site.templates.get_template("_live.html").render(
-                        {**tonight_context(root), "request": request, "csrf": csrf_token(
+                        {**tonight_context(root, site.status()), "request": request, "csrf": csrf_token(
                             settings.token, request.cookies.get(SESSION_COOKIE)),
                          "actions_enabled": settings.token is not None, "signed_in": site.authenticated(request)}
                     )  # fmt: skip
@@ -106,7 +105,7 @@ def register(app: FastAPI, site: Site) -> None:
 
     @app.get("/latest.jpg", tags=["images"], summary="The last frame captured, stretched, as JPEG")
     def latest_jpg() -> Response:
-        path = last_frame_file(root)
+        path = last_frame_file(root, site.status())
         if path is None:
             raise NotFound("no frame yet")
         try:
