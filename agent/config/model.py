@@ -358,8 +358,13 @@ class StackingDefaults(_Strict):
     memory_limit_mb: int = Field(default=1024, ge=64)
 
 
+# The uploaders agent/sync has (sync/targets.py `parse_target`); a URL of another kind cannot work.
+SYNC_SCHEMES = ("file", "sftp", "s3")
+
+
 class SyncTarget(_Strict):
-    """Where finished masters are uploaded; the credential is read from an environment variable."""
+    """Where finished masters are uploaded. Credentials travel the uploader's own way (an SSH key
+    in the sftp URL, an AWS profile for s3), never in the file."""
 
     url: str
     token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -368,10 +373,26 @@ class SyncTarget(_Strict):
     @classmethod
     def _url(cls, value: str) -> str:
         parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https", "file", "sftp", "s3"):
-            raise _problem(f"{value!r} needs a scheme: http, https, file, sftp or s3")
+        if parsed.scheme in ("http", "https"):
+            raise _problem(
+                f"{value!r}: uploads over http(s) are not supported; use file://, sftp://user@host/path "
+                "or s3://bucket/prefix"
+            )
+        if parsed.scheme not in SYNC_SCHEMES:
+            raise _problem(f"{value!r} needs a scheme: file, sftp or s3")
         if parsed.scheme != "file" and not parsed.netloc:
             raise _problem(f"{value!r} has no host")
+        return value
+
+    @field_validator("token_env")
+    @classmethod
+    def _no_token(cls, value: str | None) -> str | None:
+        # No uploader reads a token: accepting the key would leave the credential silently unused.
+        if value is not None:
+            raise _problem(
+                "token_env is not supported: sftp takes its key in the URL (?key=~/.ssh/id_ed25519), "
+                "s3 its credentials from an AWS profile (?profile=NAME) or the AWS_* variables; remove it"
+            )
         return value
 
 

@@ -202,6 +202,13 @@ class LibraryPolicy:
     looser_matches: frozenset[str] = frozenset()
     looser_temperature_within: float | None = None  # the limit of a looser temperature match, °C
     max_clipped_fraction: float = 0.01  # a calibrated light clipped more than this has failed
+    # An expired master is used (with a warning) only when this allows it. The CLI keeps the
+    # library's long-standing default (used, warned); the sequence file's
+    # `allow_looser.expired_masters` (default false) sets it for the night.
+    expired_masters: bool = True
+    # How masters are integrated (the sequence file's `stacking:` section): rejection, low, high,
+    # combine, memory_limit_mb; empty means the stacker's automatic choice.
+    stacking: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         from agent.errors import ConfigError

@@ -3,7 +3,9 @@
 Order of preference: exact key, temperature within the tolerance, not superseded, not
 expired, then the newest. A looser match (temperature, offset, gain, readout mode, dark
 exposure) is considered only for the fields the sequence file allows, and is then carried
-as a warning on the calibrated light. Nothing falls back silently.
+as a warning on the calibrated light; so is an expired master. A CMOS dark of another exposure
+is scaled over a master bias (which the light then also needs), never subtracted as it is.
+Nothing falls back silently.
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ def match_light(
         kind: choose_master(lib, light.for_type(kind, exposure), policy, light_exposure=exposure, now=now)
         for kind in required_kinds(light.sensor_kind)
     }
+    dark = choices.get(FrameType.DARK)
+    if light.sensor_kind is SensorKind.CMOS and dark is not None and dark.scale is not None:
+        # A CMOS dark of another exposure is scaled over the bias, never subtracted as it is.
+        bias = choose_master(lib, light.for_type(FrameType.BIAS, exposure), policy, now=now)
+        choices = {FrameType.BIAS: bias, **choices}
     return MatchResult(light=light, choices=choices)
 
 
@@ -149,11 +156,14 @@ def _finish(
     light_exposure: float | None,
 ) -> MasterChoice:
     scale = None
-    if ccd_dark and light_exposure is not None and master.exposure:
-        scale = light_exposure / master.exposure
-        if abs(scale - 1.0) > 1e-6:
+    if kind is FrameType.DARK and light_exposure is not None and master.exposure:
+        ratio = light_exposure / master.exposure
+        if ccd_dark or abs(ratio - 1.0) > 1e-6:
+            scale = ratio
+        if abs(ratio - 1.0) > 1e-6:
+            sensor = "CCD" if ccd_dark else "CMOS (allow_looser.scaled_darks)"
             explanation.append(
-                f"CCD dark scaled by {scale:.3f} ({light_exposure:g} s light / {master.exposure:g} s dark), "
+                f"{sensor} dark scaled by {ratio:.3f} ({light_exposure:g} s light / {master.exposure:g} s dark), "
                 "bias removed separately"
             )
     return MasterChoice(
@@ -203,6 +213,13 @@ def _best(
     if not usable:
         return None
     fresh = [m for m in usable if m.expires_at > now]
+    if not fresh and not policy.expired_masters:
+        explanation.extend(
+            f"master #{m.id} not used: expired on {_date(m.expires_at)} "
+            "(allow_looser.expired_masters is false); capture a new one"
+            for m in usable
+        )
+        return None
     pool = fresh or usable
 
     def rank(m: MasterRecord) -> tuple[float, ...]:

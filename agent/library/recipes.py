@@ -11,7 +11,8 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.library.keys import FrameType
 
@@ -38,8 +39,38 @@ class Recipe(Protocol):
     bias a flat is calibrated with, and the provenance header to start from."""
 
     def __call__(
-        self, kind: FrameType, paths: list[str], *, darkflat: str | None, bias: str | None, header: fits.Header
+        self,
+        kind: FrameType,
+        paths: list[str],
+        *,
+        darkflat: str | None,
+        bias: str | None,
+        header: fits.Header,
+        stacking: Iterable[tuple[str, Any]] = (),
     ) -> MasterLike: ...
+
+
+# The sequence file's `stacking:` names, as `agent.stacking.combine.combine` spells them.
+_COMBINE_NAMES = {
+    "rejection": "method",
+    "low": "low",
+    "high": "high",
+    "combine": "combine",
+    "memory_limit_mb": "mem_limit_mb",
+}
+
+
+def combine_settings(stacking: Iterable[tuple[str, Any]] | Mapping[str, Any]) -> dict[str, Any]:
+    """The stacker's keywords for the sequence file's `stacking:` settings (unset ones left out,
+    so the stacker's automatic choice applies); an unknown name is a programming error."""
+    pairs = stacking.items() if isinstance(stacking, Mapping) else stacking
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name not in _COMBINE_NAMES:
+            raise ValueError(f"unknown stacking setting {name!r}")
+        if value is not None:
+            out[_COMBINE_NAMES[name]] = value
+    return out
 
 
 def recipe_missing(kind: FrameType) -> str | None:
@@ -71,21 +102,31 @@ def _probe(module: str, attr: str) -> str | None:
 
 
 def stacking_recipe(
-    kind: FrameType, paths: list[str], *, darkflat: str | None, bias: str | None, header: fits.Header
+    kind: FrameType,
+    paths: list[str],
+    *,
+    darkflat: str | None,
+    bias: str | None,
+    header: fits.Header,
+    stacking: Iterable[tuple[str, Any]] = (),
 ) -> MasterLike:
     """Build a master with the stacking package: the calibration recipe when present, else a
-    plain combine for frames that need no calibration first."""
+    plain combine for frames that need no calibration first. `stacking` is the sequence file's
+    section (LibraryPolicy.stacking): rejection, thresholds, combination and memory."""
     reason = recipe_missing(kind)
     if reason is not None:
         raise RecipeUnavailable(reason)
+    settings = combine_settings(stacking)
     if _probe("agent.stacking.calibrate", "build_master") is None:
         from agent.stacking import calibrate
 
-        result: MasterLike = calibrate.build_master(kind.value, paths, darkflat=darkflat, bias=bias, header=header)
+        result: MasterLike = calibrate.build_master(
+            kind.value, paths, darkflat=darkflat, bias=bias, header=header, **settings
+        )
         return result
     from agent.stacking import combine as combine_module
 
-    result = combine_module.combine(paths, normalize="none", frame_type=kind.value, header=header)
+    result = combine_module.combine(paths, normalize="none", frame_type=kind.value, header=header, **settings)
     return result
 
 

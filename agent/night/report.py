@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.night.progress import ProgressStore
 
+if TYPE_CHECKING:
+    from agent.library.keys import LibraryPolicy
 
-def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
+
+def build_report(root: Path, night: str | None = None, policy: LibraryPolicy | None = None) -> dict[str, Any]:
+    """The report of `night` (default: the latest). What is still needed is judged with `policy`,
+    the sequence file's (`library_policy`), else the library's defaults."""
+    from agent.library.keys import LibraryPolicy
     from agent.library.needs import needs
     from agent.library.store import Library
 
@@ -19,6 +25,9 @@ def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
         if not nights:
             return {"night": None, "error": "no night has run yet with this data directory"}
         night = nights[-1]
+    elif night not in nights and not (root / "frames" / night).is_dir():
+        known = ", ".join(nights[-5:]) if nights else "none yet"
+        return {"night": None, "error": f"no night {night} in {root} (nights: {known})"}
     progress = store.load(night)
     night_dir = (root / "frames" / night).resolve()
     with Library.open(root) as lib:
@@ -30,9 +39,8 @@ def build_report(root: Path, night: str | None = None) -> dict[str, Any]:
                 entry = m.as_dict()
                 entry["describe"] = m.key.describe()
                 masters.append(entry)
-        from agent.library.keys import LibraryPolicy
-
-        remaining = [n.as_dict() for n in needs(lib, LibraryPolicy()) if n.kind in ("missing", "expired", "waiting")]
+        judged = policy if policy is not None else LibraryPolicy()
+        remaining = [n.as_dict() for n in needs(lib, judged) if n.kind in ("missing", "expired", "waiting")]
     return {
         "night": night,
         "state": progress.state if progress else None,

@@ -32,8 +32,14 @@ def library_policy(seq: Sequence) -> LibraryPolicy:
         looser.add("temperature")
     if allow.scaled_darks:
         looser.add("exposure")
-    if allow.expired_masters:
-        looser.add("expired")
+    stack = seq.stacking
+    stacking = (
+        ("rejection", stack.rejection),
+        ("low", stack.low),
+        ("high", stack.high),
+        ("combine", stack.combine),
+        ("memory_limit_mb", stack.memory_limit_mb),
+    )
     return LibraryPolicy(
         min_frames={
             FrameType.BIAS: masters.bias.min_frames,
@@ -51,6 +57,8 @@ def library_policy(seq: Sequence) -> LibraryPolicy:
         looser_matches=frozenset(looser & _known_looser()),
         looser_temperature_within=allow.temperature_within,
         max_clipped_fraction=cal.max_clipped_percent / 100.0,
+        expired_masters=allow.expired_masters,
+        stacking=stacking,
     )
 
 

@@ -151,10 +151,15 @@ def calibrate(light: Any, masters: MasterSet, options: CalibrationOptions | None
             and dark_exp is not None
             and abs(light_exp - dark_exp) <= options.exposure_tolerance * dark_exp
         )
-        if options.dark_optimize or (kind == "ccd" and not matched):
+        # Exposures known and different: the dark must be scaled (over the bias), whatever the sensor.
+        differs = not matched and light_exp is not None and dark_exp is not None
+        if options.dark_optimize or differs or (kind == "ccd" and not matched):
             if mb is None:
                 raise ConfigError(
-                    "scaling the master dark needs the master bias; give --bias F "
+                    f"the master dark is {dark_exp:g} s but the light {light_exp:g} s: scaling it needs the "
+                    "master bias; give --bias F, or a dark of the light's exposure"
+                    if differs and not options.dark_optimize
+                    else "scaling the master dark needs the master bias; give --bias F "
                     "(or a dark of the light's exposure without --dark-optimize)"
                 )
             scaled = True
