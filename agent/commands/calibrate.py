@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         rescale_bit_depth=args.rescale_bit_depth,
     )
     outdir = Path(args.output)
+    targets = output_paths(args.lights, outdir, args.suffix, [m for m in (args.dark, args.bias, args.flat) if m])
     outdir.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     rows: list[dict[str, Any]] = []
@@ -67,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
         disable=args.json or not console.is_terminal,
     ) as bar:
         task = bar.add_task("calibrate", total=len(args.lights))
-        for path in args.lights:
+        for path, target in zip(args.lights, targets, strict=True):
             result = calibrate(path, masters, options)
-            target = outdir / f"{Path(path).stem}{args.suffix}.fits"
             result.write(target)
             rows.append(_summary(path, target, result))
             bar.advance(task)
@@ -94,6 +95,39 @@ def run(args: argparse.Namespace) -> int:
     out.print(table)
     out.print(f"pedestal {options.pedestal:g} ADU, {elapsed:.1f} s")
     return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Two names of one file (a symlink, a hard link, `./x` and `x`)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def output_paths(lights: list[str], outdir: Path, suffix: str, masters: list[str]) -> list[Path]:
+    """Where each calibrated light goes; refused before anything is written when one would replace
+    a raw light or a master (an empty suffix into the lights' folder), or two lights share a name."""
+    targets = [outdir / f"{Path(light).stem}{suffix}.fits" for light in lights]
+    inputs = [Path(p) for p in (*lights, *masters)]
+    for light, target in zip(lights, targets, strict=True):
+        for source in inputs:
+            if _same_file(target, source):
+                raise ConfigError(
+                    f"calibrating {light} would overwrite {source} with {target}; "
+                    "give another -o directory or a --suffix (default _cal)"
+                )
+    seen: dict[Path, str] = {}
+    for light, target in zip(lights, targets, strict=True):
+        key = target.resolve()
+        if key in seen:
+            raise ConfigError(
+                f"{seen[key]} and {light} would both be written to {target}; calibrate them into separate -o directories"
+            )
+        seen[key] = light
+    return targets
 
 
 def _summary(path: str, target: Path, r: CalibratedLight) -> dict[str, Any]:

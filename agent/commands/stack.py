@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -52,7 +54,36 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Two names of one file (a symlink, a hard link, `./x` and `x`)."""
+    pa, pb = Path(a), Path(b)
+    if pa.resolve() == pb.resolve():
+        return True
+    try:
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(args: argparse.Namespace) -> None:
+    """The master (and its rejection maps) must never replace one of the frames or masters it is
+    made from: checked before anything is read or written."""
+    out = Path(args.output)
+    outputs = [out]
+    if args.rejection_maps:
+        outputs += [out.with_name(f"{out.stem}_rejlow{out.suffix}"), out.with_name(f"{out.stem}_rejhigh{out.suffix}")]
+    inputs = [*args.files, *(m for m in (args.darkflat, args.bias, args.dark) if m)]
+    for target in outputs:
+        for source in inputs:
+            if _same_file(target, source):
+                raise ConfigError(
+                    f"-o {args.output}: {target} is one of the inputs ({source}) and would be overwritten; "
+                    "choose another output name"
+                )
+
+
 def run(args: argparse.Namespace) -> int:
+    refuse_overwriting_inputs(args)
     kind = args.type or _infer_type(open_fits(args.files[0]).header)
     normalize = args.normalize or DEFAULT_NORMALIZATION.get(kind or "", "none")
     calibrators = {"darkflat": args.darkflat, "bias": args.bias, "dark": args.dark}
