@@ -8,6 +8,9 @@ append a new one.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
+
+from agent.library.database import LibraryError
 
 _KEY_COLUMNS_SQL = """
     frame_type   TEXT,
@@ -119,6 +122,43 @@ MIGRATIONS: list[tuple[int, str]] = [
 ]
 
 
+def newest_known() -> int:
+    """The newest schema this obsagent knows."""
+    return max(number for number, _ in MIGRATIONS)
+
+
+def newer_than_ours(version: int, db_path: object) -> str | None:
+    """Why a library of `version` must not be used by this obsagent, or None."""
+    if version <= newest_known():
+        return None
+    return (
+        f"{db_path} was written by a newer obsagent (library schema {version}; this one reads up to "
+        f"{newest_known()}); it is left untouched: upgrade obsagent, or use another --data directory"
+    )
+
+
+def check_not_newer(db_path: Path) -> None:
+    """Refuse a library written by a newer obsagent before anything opens it for writing (even
+    switching it to WAL would change the file). Opened immutable, so not even SQLite's -wal and
+    -shm companions appear; a version only in an unmerged WAL is caught by `migrate`. A file it
+    cannot read this way is left to the normal open, which reports it."""
+    if not db_path.is_file():
+        return
+    try:
+        conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
+        return
+    try:
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    except sqlite3.Error:
+        return
+    finally:
+        conn.close()
+    reason = newer_than_ours(int(row[0] or 0), db_path)
+    if reason is not None:
+        raise LibraryError(reason)
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -128,6 +168,9 @@ def current_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than the database; returns the resulting version."""
     version = current_version(conn)
+    reason = newer_than_ours(version, "the library")
+    if reason is not None:
+        raise LibraryError(reason)
     for number, script in MIGRATIONS:
         if number <= version:
             continue

@@ -25,7 +25,7 @@ from agent.library.grouping import Group, cluster_temperatures
 from agent.library.ingest import FITS_SUFFIXES, IngestResult, file_checksum, iter_fits
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, SensorKind
 from agent.library.master_records import MasterRecord, master_from_row
-from agent.library.migrations import migrate
+from agent.library.migrations import check_not_newer, migrate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,6 +54,7 @@ class Library:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = root / DB_NAME
+        check_not_newer(self.db_path)  # before connect: opening for writing may change the file
         self.conn = connect(self.db_path)
         self.schema_version = migrate(self.conn)
 

@@ -276,6 +276,12 @@ def combine(
     finally:
         numba.set_num_threads(previous_threads)
     buffers.clear()
+    if not np.isfinite(out).any():
+        # the kernels skip NaN and inf; a master with no value left is no master
+        raise ConfigError(
+            f"every pixel of the {n} frames is NaN or infinite ({frames[0].label}, ...): there is nothing to "
+            "stack; check how these files were written"
+        )
 
     if samples is not None:
         stats = per_frame(sample_stats, samples, threads)
