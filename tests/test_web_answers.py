@@ -5,6 +5,7 @@ loads the numeric stack."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -126,3 +127,15 @@ def test_the_web_process_never_loads_the_numeric_stack() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_listening_socket_says_it_is_tcp() -> None:
+    """asyncio turns Nagle off only on sockets created as IPPROTO_TCP; otherwise every small page
+    waits 40 ms for the client's delayed ACK."""
+    from agent.commands.web import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
 def bind(host: str, port: int) -> socket.socket:
     """Bind here, so a taken port is one line naming the fix (uvicorn would exit on its own)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio turns Nagle off only on sockets that say they are TCP, and with
+    # Nagle on a small page waits 40 ms for the client's delayed ACK of its headers.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
