@@ -257,3 +257,22 @@ def test_runner_and_drain_tell_which_masters_were_registered(tmp_path: Path) -> 
         built = masters_of_jobs(lib, jobs)
         assert built == [m.id for m in lib.masters(frame_type=FrameType.BIAS)] and len(built) == 1
         assert runner.new_masters() == built
+
+
+def test_the_sequence_files_stacking_settings_reach_the_masters(tmp_path: Path) -> None:
+    """`stacking: {rejection: none}` builds an unclipped mean; the default picks a rejection."""
+    from dataclasses import replace
+
+    for name, stacking in (("auto", ()), ("none", (("rejection", "none"),))):
+        root = tmp_path / name
+        write_series(root / "darks", "dark", [nina_header("dark", 30) for _ in range(5)])
+        with Library(root / "data") as lib:
+            lib.ingest_paths([root / "darks"])
+            policy = replace(MIN5, stacking=stacking)
+            drain(lib, policy)
+            (dark,) = lib.masters()
+            method = dark.as_dict()["method"]
+            if name == "none":
+                assert method == "none", method
+            else:
+                assert method != "none", method

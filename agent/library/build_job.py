@@ -200,12 +200,15 @@ def _build(lib: Library, job: sqlite3.Row, recipe: str) -> int:
     if temps_c:
         header["TEMPMIN"] = (min(temps_c), "[degC] coldest source frame (sensor)")
         header["TEMPMAX"] = (max(temps_c), "[degC] warmest source frame (sensor)")
+    stacking = [(str(name), value) for name, value in inputs.get("stacking", [])]
+    extra = {"stacking": stacking} if stacking else {}  # a recipe without settings needs none
     master = build(
         key.frame_type,
         paths,
         darkflat=inputs.get("darkflat"),
         bias=inputs.get("bias"),
         header=header,
+        **extra,
     )
     refused = refusal(key.frame_type, master)
     if refused is not None:

@@ -34,6 +34,7 @@ class BuildInputs(FlatCalibration, total=False):
     max_age_days: float
     key: dict[str, object]
     forced: bool  # built below the policy's count because a person asked
+    stacking: list[list[object]]  # the sequence file's `stacking:` settings, as (name, value) pairs
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def plan(
                 "tolerance": policy.temperature_tolerance,
                 "max_age_days": policy.max_age_for(kind),
             }
+            if policy.stacking:
+                inputs["stacking"] = [list(pair) for pair in policy.stacking]
             if kind is FrameType.FLAT:
                 found = flat_inputs(lib, group, policy, darkflat_groups)
                 if isinstance(found, str):
