@@ -6,9 +6,13 @@ import argparse
 import errno
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from agent.errors import ConfigError, ObsAgentError
 from agent.paths import data_dir
+
+if TYPE_CHECKING:
+    from agent.web.security import WebSettings
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -21,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", help="shared secret for actions and remote access (default: OBSAGENT_WEB_TOKEN)")
     p.add_argument("--anonymous-read", action="store_true",
                    help="on a non-loopback address, show read-only pages without the token")  # fmt: skip
+    p.add_argument("--sequence", metavar="FILE",
+                   help="sequence file whose calibration policy (frames per master, ages, tolerances) "
+                        "the pages use; default: the library's defaults")  # fmt: skip
     p.set_defaults(handler=run)
 
 
@@ -39,22 +46,36 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from agent.web.app import create_app
-        from agent.web.security import WebSettings
     except ImportError as exc:
         raise ConfigError(f"the web dashboard needs its extra packages ({exc.name}); "
                           "install them with `pip install 'obsagent[web]'`") from exc  # fmt: skip
-    host, port = parse_listen(args.listen)
-    token = args.token or os.environ.get("OBSAGENT_WEB_TOKEN") or None
-    settings = WebSettings(
-        data_dir=data_dir(args.data), host=host, port=port, token=token, anonymous_read=args.anonymous_read
-    )
+    settings = web_settings(args)
     app = create_app(settings)  # refuses an unsafe configuration before listening
-    print(f"obsagent web on http://{host}:{port}/ (data {settings.data_dir})", flush=True)
+    host, port = settings.host, settings.port
+    policy = f", calibration policy of {args.sequence}" if getattr(args, "sequence", None) else ""
+    print(f"obsagent web on http://{host}:{port}/ (data {settings.data_dir}{policy})", flush=True)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             server_header=False, proxy_headers=False)  # fmt: skip
     sock = bind(host, port)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def web_settings(args: argparse.Namespace) -> WebSettings:
+    """The dashboard's settings from the command line (and OBSAGENT_WEB_TOKEN)."""
+    from agent.web.security import WebSettings
+
+    host, port = parse_listen(args.listen)
+    token = args.token or os.environ.get("OBSAGENT_WEB_TOKEN") or None
+    settings = WebSettings(
+        data_dir=data_dir(args.data), host=host, port=port, token=token, anonymous_read=args.anonymous_read
+    )
+    if getattr(args, "sequence", None):
+        from agent.config import load_sequence
+        from agent.library.policy import library_policy
+
+        settings.policy = library_policy(load_sequence(args.sequence))
+    return settings
 
 
 def bind(host: str, port: int) -> socket.socket:
