@@ -76,6 +76,7 @@ def warm_up(site: Site) -> None:
     if (site.root / DB_NAME).is_file():
         site.cache.prefetch("needs", _needs(site))
         site.cache.prefetch("lights", _lights(site))
+        site.cache.prefetch("groups", _large_answer(site, "groups"))
 
 
 def needs(site: Site) -> NeedsAnswer:
