@@ -12,10 +12,10 @@ from library_fixtures import nina_header, write_frame
 
 import agent.cli as cli
 from agent.config import parse_sequence
+from agent.library.policy import library_policy
 from agent.library.store import Library
 from agent.night.progress import ProgressStore, RunProgress
 from agent.night.report import build_report
-from agent.night.services import library_policy
 
 NIGHT = "2026-11-29"
 SEQUENCE = """\

@@ -120,7 +120,7 @@ def test_band_kernels_are_recompiled_when_the_rejection_code_changes() -> None:
     from agent.stacking import kernels, rejection
 
     digest = hashlib.sha256(Path(rejection.__file__).read_bytes()).hexdigest()[:16]
-    assert kernels.REJECTION_DIGEST == digest, (
+    assert digest == kernels.REJECTION_DIGEST, (
         f"rejection.py changed: set REJECTION_DIGEST = {digest!r} in agent/stacking/kernels.py "
         "so the cached band kernels are recompiled"
     )

@@ -25,10 +25,10 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 def test_the_policy_is_the_one_the_night_builds(tmp_path: Path) -> None:
-    from agent.night.services import library_policy as night_policy
+    from agent.night import services
 
     seq = load_sequence(EXAMPLE)
-    assert library_policy(seq) == night_policy(seq)
+    assert services.library_policy is library_policy  # one function: the night and the web agree
     settings = web_command.web_settings(_args("--data", str(tmp_path), "--sequence", str(EXAMPLE)))
     assert settings.policy == library_policy(seq)
     assert web_command.web_settings(_args("--data", str(tmp_path))).policy == LibraryPolicy()

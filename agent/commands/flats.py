@@ -139,8 +139,8 @@ def _needs(args: argparse.Namespace, seq: Sequence | None, rig: Rig, filters: li
         raise ConfigError("say how many flats: --count N, or --sequence FILE so the library can tell what is lacking")
     from agent.library.keys import FrameType
     from agent.library.needs import needs as library_needs
+    from agent.library.policy import library_policy
     from agent.library.store import Library
-    from agent.night.services import library_policy
 
     with Library.open(data) as lib:
         found = library_needs(lib, library_policy(seq))

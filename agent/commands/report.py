@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     policy = None
     if args.sequence:
         from agent.config import load_sequence
-        from agent.night.services import library_policy
+        from agent.library.policy import library_policy
 
         policy = library_policy(load_sequence(args.sequence))
     report = build_report(data_dir(args.data), night, policy)

@@ -146,7 +146,7 @@ class Requests:
         if request.action == "build_master":
             from agent.library.build_plan import schedule_group
             from agent.library.keys import ConfigKey
-            from agent.night.services import library_policy
+            from agent.library.policy import library_policy
 
             raw = params["key"]
             key = ConfigKey.from_row(raw, temperature=raw.get("temperature"))

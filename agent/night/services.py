@@ -12,60 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from agent.config import Sequence
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, SensorKind
 from agent.library.needs import PlannedLight, needs
+from agent.library.policy import library_policy
 from agent.library.store import Library
 from agent.night.context import NightContext
 
 log = logging.getLogger(__name__)
 
 DARK_KINDS = (FrameType.DARK, FrameType.BIAS, FrameType.DARKFLAT)
-
-
-def library_policy(seq: Sequence) -> LibraryPolicy:
-    cal = seq.calibration
-    masters = cal.masters
-    looser: set[str] = set()
-    allow = cal.allow_looser
-    if allow.temperature_within is not None:
-        looser.add("temperature")
-    if allow.scaled_darks:
-        looser.add("exposure")
-    stack = seq.stacking
-    stacking = (
-        ("rejection", stack.rejection),
-        ("low", stack.low),
-        ("high", stack.high),
-        ("combine", stack.combine),
-        ("memory_limit_mb", stack.memory_limit_mb),
-    )
-    return LibraryPolicy(
-        min_frames={
-            FrameType.BIAS: masters.bias.min_frames,
-            FrameType.DARK: masters.dark.min_frames,
-            FrameType.DARKFLAT: masters.darkflat.min_frames,
-            FrameType.FLAT: masters.flat.min_frames,
-        },
-        max_age_days={
-            FrameType.BIAS: masters.bias.max_age_days,
-            FrameType.DARK: masters.dark.max_age_days,
-            FrameType.DARKFLAT: masters.darkflat.max_age_days,
-            FrameType.FLAT: masters.flat.max_age_days,
-        },
-        temperature_tolerance=cal.temperature_tolerance,
-        looser_matches=frozenset(looser & _known_looser()),
-        looser_temperature_within=allow.temperature_within,
-        max_clipped_fraction=cal.max_clipped_percent / 100.0,
-        expired_masters=allow.expired_masters,
-        stacking=stacking,
-    )
-
-
-def _known_looser() -> set[str]:
-    from agent.library.keys import LOOSER_FIELDS
-
-    return set(LOOSER_FIELDS)
 
 
 def light_key(
