@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import errno
 import importlib
 import logging
@@ -75,7 +76,9 @@ def _requested(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # before any command imports numba: the kernels' cache is where `make setup` warmed it
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir()))
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        with contextlib.suppress(OSError):  # no writable home: numba falls back to its own places
+            os.environ["NUMBA_CACHE_DIR"] = str(cache_dir())
     parser = build_parser(_requested(argv))
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
