@@ -50,6 +50,8 @@ def test_status_file_follows_the_night_and_pause_resume_park_are_obeyed(
     def dashboard() -> None:
         wait_for(lambda: (s := read_status(data)) is not None and s.state == "imaging" and lights_on_disk(data) >= 2,
                  300, "the first lights")
+        wait_for(lambda: (read_status(data).last_frame or {}).get("frame_type") == "light", 30,  # type: ignore[union-attr]
+                 "the status to show the last light")
         status = read_status(data)
         assert status is not None
         seen["plan"] = status.plan is not None and bool(status.plan.get("blocks"))

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -152,11 +153,15 @@ def test_mount_pier_side_follows_the_meridian_and_takes_a_site(sim_rig: Callable
     mount.unpark()
     lst_h = _lst_hours(rig)
     sides = {}
-    for name, ha in (("east", -3.0), ("west", 3.0)):
+    # pointing east: the tube is on the west side (the side is published a moment after the slew)
+    for name, ha, expected in (("east", -3.0, "WEST"), ("west", 3.0, "EAST")):
         mount.goto_radec((lst_h - ha) % 24, 30.0)
+        deadline = time.monotonic() + 10
+        while mount.pier_side() != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
         sides[name] = mount.pier_side()
         assert mount.pointing_header()["PIERSIDE"][0] == sides[name]
-    assert sides == {"east": "WEST", "west": "EAST"}  # pointing east: the tube is on the west side
+    assert sides == {"east": "WEST", "west": "EAST"}
 
 
 def _lst_hours(rig: Any) -> float:

@@ -55,7 +55,7 @@ class LiveStatus:
 
     def frame(self, path: Path, frame_type: str, **info: Any) -> None:
         self.status.record_frame(path, frame_type, **info)
-        self.write()
+        self.write(force=True)  # the last frame is what a person looks for; never held back
 
     def cooler(self, ctx: NightContext) -> None:
         """One sample a minute of clock time: the sensor against its set-point."""
