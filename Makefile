@@ -37,7 +37,7 @@ $(KERNELS): $(STAMP) $(wildcard agent/stacking/*.py)
 setup: system-deps $(STAMP) $(KERNELS)
 
 test: setup lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto --dist loadfile  # one worker per core; a file's tests share a worker
 
 lint: setup
 	$(VENV)/bin/ruff check -q agent indi_sim tests bench
