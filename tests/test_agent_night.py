@@ -65,6 +65,17 @@ def start_sim(sim_server: Callable[..., object], seq_path: Path) -> object:
                       filters=list(seq.filters), cosmic_rays=False)
 
 
+def night_runner(seq_path: Path, server: object, data: Path) -> object:
+    """A NightRunner for the simulated night of `seq_path` against `server`, fast-forwarding idle time."""
+    from agent.night.runner import NightRunner
+
+    seq = load_sequence(seq_path)
+    seq = seq.model_copy(update={"indi": seq.indi.model_copy(update={"address": server.address})})  # type: ignore[attr-defined]
+    runner = NightRunner(seq, data, night=NIGHT)
+    runner.fast_forward = 5000.0
+    return runner
+
+
 def agent_cmd(seq_path: Path, address: str, data: Path) -> list[str]:
     return [sys.executable, "-m", "agent.cli", "run", str(seq_path), "--indi", address, "--date", NIGHT.isoformat(),
             "--data", str(data), "--fast-forward", "5000", "--quiet"]

@@ -10,21 +10,13 @@ import pytest
 from agent.config import Sequence, SequenceError, load_sequence, parse_sequence
 from agent.errors import ConfigError
 from agent.sky.catalogue import designations, lookup
+from tests.config_fixtures import MINIMAL_SEQUENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = sorted((ROOT / "tests" / "bad_sequences").glob("*.yaml"))
 EXPECT = re.compile(r"^# expect: (\d+) (\S*) +\| (.+)$")
 
-MINIMAL = """\
-version: 1
-site: {latitude: 52.5, longitude: 13.4}
-indi:
-  devices: {camera: CCD Simulator}
-camera: {sensor: cmos}
-filters: [L]
-calibration:
-  flats: {source: sky-both}
-"""
+MINIMAL = MINIMAL_SEQUENCE
 
 
 def test_example_night_loads_with_its_values() -> None:

@@ -21,21 +21,13 @@ from agent.library.match import match_light
 from agent.library.recipes import combine_settings, stacking_recipe
 from agent.library.store import Library
 from agent.night.services import library_policy
+from tests.config_fixtures import MINIMAL_SEQUENCE
 
 NOW = time.time()
 LIGHT = light_key()
 DARK = LIGHT.for_type(FrameType.DARK, 60.0)
 
-BASE = """\
-version: 1
-site: {latitude: 52.5, longitude: 13.4}
-indi:
-  devices: {camera: CCD Simulator}
-camera: {sensor: cmos}
-filters: [L]
-calibration:
-  flats: {source: sky-both}
-"""
+BASE = MINIMAL_SEQUENCE
 
 
 def sequence(extra: str = "") -> Sequence:

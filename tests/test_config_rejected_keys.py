@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agent.config import SequenceError, parse_sequence
+from tests.config_fixtures import MINIMAL_SEQUENCE
 
-BASE = """\
-version: 1
-site: {latitude: 52.5, longitude: 13.4}
-indi:
-  devices: {camera: CCD Simulator}
-camera: {sensor: cmos}
-filters: [L]
-calibration:
-  flats: {source: sky-both}
-"""
+BASE = MINIMAL_SEQUENCE
 
 
 def _problems(extra: str) -> list[str]:

@@ -16,17 +16,10 @@ from agent.library.policy import library_policy
 from agent.library.store import Library
 from agent.night.progress import ProgressStore, RunProgress
 from agent.night.report import build_report
+from tests.config_fixtures import MINIMAL_SEQUENCE
 
 NIGHT = "2026-11-29"
-SEQUENCE = """\
-version: 1
-site: {latitude: 52.5, longitude: 13.4}
-indi:
-  devices: {camera: CCD Simulator}
-camera: {sensor: cmos}
-filters: [L]
-calibration:
-  flats: {source: sky-both}
+SEQUENCE = MINIMAL_SEQUENCE + """\
   masters:
     dark: {min_frames: 5, max_age_days: 90}
 """

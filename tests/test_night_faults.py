@@ -6,13 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agent.config import load_sequence
 from agent.devices import IndiClient
 from tests.sim_fixtures import needs_indiserver
-from tests.test_agent_night import NIGHT, assert_night_complete, start_sim, write_sequence
+from tests.test_agent_night import assert_night_complete, night_runner, start_sim, write_sequence
 
 pytestmark = [pytest.mark.indi, needs_indiserver]
 
@@ -67,14 +67,9 @@ class SporadicCorruption:
 def test_nine_sporadic_corrupt_frames_are_retaken_and_the_night_completes(
     sim_server: Callable[..., object], tmp_path: Path
 ) -> None:
-    from agent.night.runner import NightRunner
-
     seq_path = write_sequence(tmp_path, flats="panel")
     server = start_sim(sim_server, seq_path)
-    seq = load_sequence(seq_path)
-    seq = seq.model_copy(update={"indi": seq.indi.model_copy(update={"address": server.address})})  # type: ignore[attr-defined]
-    runner = NightRunner(seq, tmp_path / "data", night=NIGHT)
-    runner.fast_forward = 5000.0
+    runner: Any = night_runner(seq_path, server, tmp_path / "data")
     with SporadicCorruption(server.port) as corruption:  # type: ignore[attr-defined]
         result = runner.run_in_thread()
         assert not corruption._armed(), "the last corruption was never used"

@@ -7,15 +7,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agent.config import load_sequence
 from agent.control import get_request, submit
 from agent.devices import FlatPanel, IndiClient, Mount
 from agent.status import read_status
 from tests.sim_fixtures import needs_indiserver
-from tests.test_agent_night import NIGHT, start_sim, write_sequence
+from tests.test_agent_night import night_runner, start_sim, write_sequence
 
 pytestmark = [pytest.mark.indi, needs_indiserver]
 
@@ -36,15 +36,10 @@ def lights_on_disk(data: Path) -> int:
 def test_status_file_follows_the_night_and_pause_resume_park_are_obeyed(
     sim_server: Callable[..., object], tmp_path: Path
 ) -> None:
-    from agent.night.runner import NightRunner
-
     seq_path = write_sequence(tmp_path, flats="panel")
     server = start_sim(sim_server, seq_path)
-    seq = load_sequence(seq_path)
-    seq = seq.model_copy(update={"indi": seq.indi.model_copy(update={"address": server.address})})  # type: ignore[attr-defined]
     data = tmp_path / "data"
-    runner = NightRunner(seq, data, night=NIGHT)
-    runner.fast_forward = 5000.0
+    runner: Any = night_runner(seq_path, server, data)
     seen: dict[str, object] = {}
 
     def dashboard() -> None:

@@ -8,14 +8,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent import control
-from agent.config import load_sequence
 from agent.status import read_status
 from tests.sim_fixtures import needs_indiserver
-from tests.test_agent_night import NIGHT, start_sim, write_sequence
+from tests.test_agent_night import night_runner, start_sim, write_sequence
 from tests.web_fixtures import TOKEN, serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,15 +45,10 @@ def test_tonight_page_follows_a_running_night(sim_server: Callable[..., object],
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    from agent.night.runner import NightRunner
-
     seq_path = write_sequence(tmp_path, flats="panel")
     server = start_sim(sim_server, seq_path)
-    seq = load_sequence(seq_path)
-    seq = seq.model_copy(update={"indi": seq.indi.model_copy(update={"address": server.address})})  # type: ignore[attr-defined]
     data = tmp_path / "data"
-    runner = NightRunner(seq, data, night=NIGHT)
-    runner.fast_forward = 5000.0
+    runner: Any = night_runner(seq_path, server, data)
     night = threading.Thread(target=runner.run, daemon=True)  # no signal handlers off the main thread
     night.start()
     wait_for(lambda: read_status(data) is not None and (data / "library.sqlite").exists(), 120, "the night to start")
