@@ -282,17 +282,12 @@ class NightRunner:
             event = activity(ctx)
         except Aborted:
             raise
-        except ServerLost as exc:
+        except (ServerLost, DeviceMissing) as exc:  # the rig is gone: make it safe, then reconnect
             if self.abort.is_set():
                 raise Aborted("stop requested") from exc
-            ctx.progress.record_fault("server lost")
-            ctx.note("warning", f"{exc}")
-            return "make_safe"
-        except DeviceMissing as exc:
-            if self.abort.is_set():
-                raise Aborted("stop requested") from exc
-            ctx.progress.record_fault("device missing")
-            ctx.note("warning", f"{state}: {exc}")
+            lost = isinstance(exc, ServerLost)
+            ctx.progress.record_fault("server lost" if lost else "device missing")
+            ctx.note("warning", f"{exc}" if lost else f"{state}: {exc}")
             return "make_safe"
         except IndiError as exc:
             if self.abort.is_set():
