@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from astropy.io import fits
@@ -61,7 +62,7 @@ class Camera:
         self.set_point: float | None = None
         self.readout_mode: str | None = None
         self._abort = threading.Event()
-        self.stop_event: threading.Event | None = None  # the night's abort, so a stop ends an exposure at once
+        self.stop_event: StopSignal | None = None  # the night's abort (or bad weather): ends an exposure at once
         self.frame_retries = FRAME_RETRIES
         self.on_fault: FaultHook | None = None  # the night counts frame faults per cause
         self.roi: Roi | None = None  # None = the full sensor
@@ -403,10 +404,16 @@ class Camera:
             header[key] = value
 
 
+class StopSignal(Protocol):
+    """Anything that says "stop now" (a threading.Event, or the night's abort-or-unsafe signal)."""
+
+    def is_set(self) -> bool: ...
+
+
 class _Cancel:
     """Set when the camera's own abort or the owner's stop event is set."""
 
-    def __init__(self, *events: threading.Event | None) -> None:
+    def __init__(self, *events: StopSignal | None) -> None:
         self.events = [e for e in events if e is not None]
 
     def is_set(self) -> bool:

@@ -77,6 +77,22 @@ class FlatPanel:
             alert_after=base,
         )
 
+    def start_close(self) -> int | None:
+        """Command the cap closed and return at once (the version to wait on); None without a cap."""
+        if not self.has_cap:
+            return None
+        return self.client.send_switch(self.cap_device, "CAP_PARK", ["PARK"])
+
+    def wait_closed(self, base: int) -> None:
+        self.client.wait_for(
+            self.cap_device,
+            "CAP_PARK",
+            lambda s: s.version > base and s.state == "Ok" and bool(s.values.get("PARK")),
+            self.move_timeout,
+            f"{self.cap_device} cap to close",
+            alert_after=base,
+        )
+
     def close_cap(self) -> None:
         """Park the cap (closed over the telescope)."""
         self._cap("PARK", "close")

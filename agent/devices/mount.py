@@ -44,6 +44,21 @@ class Mount:
     def park(self) -> None:
         self._switch_and_wait("TELESCOPE_PARK", "PARK", "park")
 
+    def start_park(self) -> int:
+        """Command the park and return at once (the version to wait on): closing up for bad weather
+        moves the cap and the mount at the same time."""
+        self.client.wait_property(self.name, "TELESCOPE_PARK", timeout=5.0)
+        return self.client.send_switch(self.name, "TELESCOPE_PARK", ["PARK"])
+
+    def wait_parked(self, base: int) -> None:
+        self.client.wait_for(
+            self.name,
+            "TELESCOPE_PARK",
+            lambda s: s.version > base and s.state in ("Ok", "Idle") and bool(s.values.get("PARK")),
+            self.slew_timeout,
+            f"{self.name} to park",
+        )
+
     def unpark(self) -> None:
         self._switch_and_wait("TELESCOPE_PARK", "UNPARK", "unpark")
 
