@@ -1,0 +1,1 @@
+"""Running under systemd: readiness and watchdog, the unit file, and logging into the journal."""
