@@ -200,8 +200,9 @@ def measure_io(files: list[Path]) -> None:
 def load(run: Run) -> np.ndarray:
     assert run.output is not None
     data = fits.getdata(run.output).astype(np.float64)
-    if run.tool == "siril":
-        data *= 65535.0
+    header = fits.getheader(run.output)
+    if run.tool == "siril" or "ADUSCALE" in header:  # both write float32 ADU / 65535
+        data *= float(header.get("ADUSCALE", 65535.0))
     return data
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from astropy.io import fits
 
 from agent.cli import main
+from agent.stacking.products import read_product
 from agent.stacking.recipes import build_master
 from indi_sim.model import SimModel
 from tests import sim_fixtures
@@ -60,10 +60,9 @@ def test_frames_from_indi_calibrate_to_the_true_sky(sim_rig: Callable[..., Any],
     assert code == 0
     frames = []
     for i in range(2):
-        with fits.open(out / f"light_{i}_cal.fits") as hdul:
-            frames.append(hdul[0].data.astype(np.float64))
-            hdr = hdul[0].header
-            assert hdr["CALSTAT"] == "DF" and hdr["CLIPLO"] == 0  # only saturated star cores may clip high
+        stored, hdr = read_product(out / f"light_{i}_cal.fits")  # products are ADU / 65535 on disk
+        frames.append(stored.astype(np.float64))
+        assert hdr["CALSTAT"] == "DF" and hdr["CLIPLO"] == 0  # only saturated star cores may clip high
     data = np.mean(frames, axis=0)
     # the night sky plus star light, flat-fielded: the field's median is the sky level
     sky = truth.sky_flux_e_s(-90.0, "L") * exposure / g

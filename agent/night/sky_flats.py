@@ -88,9 +88,10 @@ def run_sky_window(ctx: NightContext, period: str) -> str:
     from agent.flats.sky import SkyFlatRun, SunTrack
     from agent.flats.target import FlatTarget, frame_level
     from agent.flats.twilight import TwilightStore
+    from agent.library.queries.flat_history import flats_wanted
     from agent.night.services import flat_needs
 
-    wanted = flat_needs(ctx)
+    wanted = flats_wanted(ctx.seq, ctx.library, ctx.night, flat_needs(ctx), [b.filter for b in ctx.plan.blocks])
     if not wanted:
         ctx.note("info", f"{period} flats: none needed")
         return "dispatch"
@@ -149,11 +150,11 @@ def bias_level(ctx: NightContext) -> tuple[float, str | None]:
     """The pedestal sky rates are measured above: the current master bias median, else 0 with a warning."""
     import numpy as np
 
-    from agent.fitsfile import read_fits
     from agent.library.keys import FrameType
+    from agent.stacking.products import read_product
 
     for m in ctx.library.masters(current_only=True, frame_type=FrameType.BIAS):
         if m.key.camera == ctx.rig.camera.name:
-            data, _ = read_fits(m.path)
+            data, _ = read_product(m.path)  # in ADU, whichever form the master was written in
             return float(np.median(data)), None
     return 0.0, "no master bias yet: sky rates include the bias pedestal (first exposures may miss the level)"

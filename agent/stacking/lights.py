@@ -20,8 +20,7 @@ from astropy.io import fits
 
 from agent import __version__
 from agent.errors import ConfigError
-from agent.fitsfile import read_fits, write_fits_atomic
-from agent.stacking import cosmetic, quality
+from agent.stacking import cosmetic, products, quality
 from agent.stacking.darkopt import DarkOptimization, DarkOptimizer
 from agent.stacking.masterset import MasterSet, prepare
 from agent.stacking.quality import QualityIssue
@@ -61,7 +60,8 @@ class CalibratedLight:
     source: str | None = None
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        return write_fits_atomic(path, np.asarray(self.data, np.float32), self.header)
+        """Write the calibrated light as a product: float32 ADU / 65535 (`products.py`)."""
+        return products.write_product(path, self.data, self.header)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -104,7 +104,7 @@ def _apply(
 
 def _read_light(light: Any) -> tuple[np.ndarray, fits.Header, str | None]:
     if isinstance(light, str | os.PathLike):
-        data, header = read_fits(light)
+        data, header = products.read_product(light)  # raw frames as stored; a product back in ADU
         return data, header, str(light)
     if isinstance(light, tuple):
         return np.asarray(light[0]), light[1] if light[1] is not None else fits.Header(), None

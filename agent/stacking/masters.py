@@ -1,5 +1,5 @@
-"""Master frames as files: a recipe's master written with its defect map, and masters read back
-(or taken from memory) in the one shape light calibration uses."""
+"""Master frames as files: a recipe's master written as a product (`products.py`) with its defect
+map beside it, and masters read back (or taken from memory) in the one shape light calibration uses."""
 
 from __future__ import annotations
 
@@ -12,46 +12,39 @@ import numpy as np
 from astropy.io import fits
 
 from agent.errors import CorruptFile
-from agent.fitsfile import write_fits_atomic, write_hdul_atomic
+from agent.fitsfile import write_fits_atomic
+from agent.stacking import products
 from agent.stacking.combine import Master
 from agent.stacking.quality import QualityIssue
 
-DEFECTS_EXTNAME = "DEFECTS"
+DEFECTS_EXTNAME = products.LEGACY_DEFECTS_EXTNAME
 
 
 @dataclass
 class CalibrationMaster(Master):
-    """A master built by a recipe: also its defect map (written as a DEFECTS extension) and the
-    quality findings made while building it (also in its HISTORY)."""
+    """A master built by a recipe: also its defect map (written beside it as
+    `<master>.defects.fits`) and the quality findings made while building it (also in its HISTORY)."""
 
     defects: np.ndarray | None = None
     issues: list[QualityIssue] = field(default_factory=list)
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write the master (float32) and its defect map atomically in one FITS file."""
-        if self.defects is None:
-            return super().write(path)
-        target = Path(path)
-        hdul = fits.HDUList(
-            [
-                fits.PrimaryHDU(np.asarray(self.data, np.float32), self.header),
-                _defects_hdu(self.defects),
-            ]
-        )
-        write_hdul_atomic(target, hdul)
-        for suffix, rmap in (("rejlow", self.rejection_low), ("rejhigh", self.rejection_high)):
-            if rmap is not None:
-                hdr = fits.Header()
-                hdr["IMAGETYP"] = (f"Rejection map {suffix[3:]}", "values rejected per pixel")
-                write_fits_atomic(target.with_name(f"{target.stem}_{suffix}{target.suffix}"), rmap, hdr)
-        return target
+        """Write the master in the products' form (float32 ADU / 65535), then its defect map beside
+        it (a stale map of an earlier master of that name is removed) and any rejection maps."""
+        return write_master(self, path, self.defects)
 
 
-def _defects_hdu(defects: np.ndarray) -> fits.ImageHDU:
-    hdr = fits.Header()
-    hdr["EXTNAME"] = DEFECTS_EXTNAME
-    hdr["COMMENT"] = "cosmetic defects: 0 good, 1 hot, 2 cold"
-    return fits.ImageHDU(np.asarray(defects, np.uint8), hdr)
+def write_master(master: Master, path: str | os.PathLike[str], defects: np.ndarray | None = None) -> Path:
+    """Write any built master as a product, its defect map and its rejection maps beside it."""
+    target = products.write_product(path, master.data, master.header)
+    products.write_defects(target, defects, master.header)
+    for suffix, rmap in (("rejlow", master.rejection_low), ("rejhigh", master.rejection_high)):
+        if rmap is not None:
+            hdr = fits.Header()
+            hdr["IMAGETYP"] = (f"Rejection map {suffix[3:]}", "values rejected per pixel")
+            hdr["NCOMBINE"] = master.header.get("NCOMBINE")
+            write_fits_atomic(target.with_name(f"{target.stem}_{suffix}{target.suffix}"), rmap, hdr)
+    return target
 
 
 @dataclass
@@ -70,21 +63,20 @@ class MasterFrame:
 
 
 def load_master(path: str | os.PathLike[str], kind: str) -> MasterFrame:
-    """Read a master FITS (primary image, optional DEFECTS extension)."""
+    """Read a master of either form back in ADU, with its defect map (sidecar or old extension).
+
+    The image may be in the primary or an extension HDU, compressed or not (`agent.fitsfile`);
+    a missing, broken, cube or all-masked file is one `UnreadableImage` line."""
     try:
-        with fits.open(path, memmap=False) as hdul:
-            data = np.asarray(hdul[0].data, dtype=np.float32)
-            header = hdul[0].header.copy()
-            defects = None
-            if DEFECTS_EXTNAME in hdul:
-                defects = np.asarray(hdul[DEFECTS_EXTNAME].data, np.uint8)
+        data, header = products.read_product(path)
+        defects = products.read_defects(path, header, data.shape)
     except FileNotFoundError as exc:
         raise CorruptFile(f"{path}: no such master; check the path") from exc
     except (OSError, ValueError, TypeError) as exc:
         raise CorruptFile(f"{path}: not a readable FITS master ({exc}); rebuild it") from exc
     if data.ndim != 2:
         raise CorruptFile(f"{path}: master is not a 2-D image; rebuild it")
-    return MasterFrame(kind, data, header, str(path), defects)
+    return MasterFrame(kind, np.asarray(data, np.float32), header, str(path), defects)
 
 
 def as_master(item: Any, kind: str) -> MasterFrame | None:
@@ -107,4 +99,4 @@ def as_master(item: Any, kind: str) -> MasterFrame | None:
     raise TypeError(f"cannot use a {type(item).__name__} as a master {kind}")
 
 
-__all__ = ["DEFECTS_EXTNAME", "CalibrationMaster", "MasterFrame", "as_master", "load_master"]
+__all__ = ["DEFECTS_EXTNAME", "CalibrationMaster", "MasterFrame", "as_master", "load_master", "write_master"]

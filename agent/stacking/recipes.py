@@ -18,8 +18,8 @@ import numpy as np
 from astropy.io import fits
 
 from agent.errors import ConfigError
-from agent.fitsfile import read_fits, write_fits_atomic
-from agent.stacking import cosmetic, quality
+from agent.fitsfile import write_fits_atomic
+from agent.stacking import cosmetic, products, quality
 from agent.stacking.combine import MASTER_TYPES, Master, combine, source_hash
 from agent.stacking.frames import source_of
 from agent.stacking.masters import CalibrationMaster, as_master
@@ -83,7 +83,7 @@ def build_master(
             master.header["NCOLDPIX"] = (stats.cold, "cold pixels in the defect map")
             if kind == "dark":
                 issues += quality.check_master_dark(stats.hot, quality.exposure_of(master.header))
-        return _finish(master, defects, issues, kind)
+        return _finish(master, defects, issues, kind, _source_headers(sources))
 
     return _build_flat(
         sources,
@@ -216,13 +216,18 @@ def _build_flat(
     defects, stats = cosmetic.find_defects(None, master.data, cfa)
     master.header["NCOLDPIX"] = (stats.cold, "cold/dead pixels in the defect map")
     issues += [i for i in quality.check_master_flat(master.data) if i.check != "flat-uncalibrated"]
-    return _finish(master, defects, issues, "flat")
+    return _finish(master, defects, issues, "flat", [fs.header for fs in original if fs.path is not None])
 
 
 def _finish(
-    master: Master, defects: np.ndarray | None, issues: list[QualityIssue], kind: str
+    master: Master,
+    defects: np.ndarray | None,
+    issues: list[QualityIssue],
+    kind: str,
+    source_headers: list[fits.Header],
 ) -> CalibrationMaster:
     master.header["IMAGETYP"] = (MASTER_TYPES[kind], "master frame type")
+    products.master_keywords(master.header, source_headers)
     for issue in issues:
         log.warning("%s", issue)
         master.header.add_history(f"WARNING {issue}")
@@ -274,7 +279,12 @@ def _series_sample(item: Source, rows: int = 64) -> quality.SeriesFrame:
 def _read_source(item: Source) -> tuple[np.ndarray, fits.Header]:
     if isinstance(item, np.ndarray):
         return item, fits.Header()
-    return read_fits(item)
+    return products.read_product(item)  # raw frames as stored
+
+
+def _source_headers(sources: Sequence[Source]) -> list[fits.Header]:
+    """The headers of the file sources (for the master's dates and summed exposure)."""
+    return [source_of(s).header for s in sources if not isinstance(s, np.ndarray)]
 
 
 def _label(item: Source) -> str:
