@@ -261,11 +261,12 @@ class Camera(SimDevice):
             frame_type=frame_type, exposure=duration, temperature=temperature, gain=self.gain, offset=self.offset,
             binning=binning, filter=filter_name, panel_brightness=w.brightness if w.light_on else 0.0,
             cap_closed=w.cap_closed, sun_altitude=sun_alt, readout_mode=mode, light_leak=w.light_leak,
-            cloud_cover=w.cloud_cover, field_id=w.field_id(), tracking=w.tracking and not w.parked, dec_deg=w.dec_deg,
+            cloud_cover=w.cloud_at(mid), field_id=w.field_id(), tracking=w.tracking and not w.parked, dec_deg=w.dec_deg,
             roi=(int(fr["X"]), int(fr["Y"]), int(fr["WIDTH"]), int(fr["HEIGHT"])),
         )
         data = await loop.run_in_executor(None, lambda: w.model.render(**kwargs))  # type: ignore[arg-type]
         header = self._header(frame_type, duration, start, self.reading(), binning, filter_name, mode, sun_alt, fr)
+        header.append(("SIMCLOUD", round(float(kwargs["cloud_cover"]), 3), "cloud cover mid-exposure 0-1 (simulator)"))  # type: ignore[arg-type]
         if switched_on(cam["CCD_CAPTURE_FORMAT"]) == "RAW8":
             data = (data >> 8).astype(np.uint8)
         upload = switched_on(cam["UPLOAD_MODE"])

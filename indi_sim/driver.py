@@ -1,7 +1,7 @@
 """`indi_obsagent_sim`: one indipydriver executable hosting the simulated observatory.
 
-Devices (names from the config): a camera, a filter wheel, a flip-flat (dust cap + light), a mount
-and a clock, one module each. They share one `Observatory` (`indi_sim.world`), so the cap, the light,
+Devices (names from the config): a camera, a filter wheel, a flip-flat (dust cap + light), a mount,
+a clock and, with a weather scenario, a weather station, one module each. They share one `Observatory` (`indi_sim.world`), so the cap, the light,
 the filter, the pointing and the Sun all change what the camera sees. Runs under indiserver over
 stdin/stdout; configuration comes from the JSON file named by OBSAGENT_SIM_CONFIG. Property
 reference: docs/simulator.md.
@@ -15,6 +15,7 @@ import os
 import select
 import sys
 import xml.etree.ElementTree as ET
+from typing import Any
 
 from indipydriver import Device, IPyDriver
 
@@ -26,6 +27,7 @@ from indi_sim.model import SimModel
 from indi_sim.mount import Mount
 from indi_sim.panel import FlipFlat
 from indi_sim.vectors import refuse, set_one, switched_on
+from indi_sim.weather import WeatherStation
 from indi_sim.wheel import FilterWheel
 from indi_sim.wire import MessageWriter
 from indi_sim.world import Observatory, build_world
@@ -46,16 +48,21 @@ class SimDriver(IPyDriver):
         self.panel = FlipFlat(self, world, cfg.panel_name)
         self.mount = Mount(self, world, cfg.mount_name)
         self.clock_device = ClockDevice(self, world, cfg.clock_name)
-        super().__init__(*(Device(d.name, d.properties()) for d in (
-            self.camera, self.wheel, self.panel, self.mount, self.clock_device)))
+        self.weather = WeatherStation(self, world, cfg.weather_name, world.weather) if world.weather else None
+        hosted: list[Any] = [self.camera, self.wheel, self.panel, self.mount, self.clock_device]
+        if self.weather is not None:
+            hosted.append(self.weather)
+        super().__init__(*(Device(d.name, d.properties()) for d in hosted))
+        self._tasks: list[asyncio.Task[None]] = []
         self._writer = MessageWriter()
         if not cfg.connected:  # like a real driver: most properties come with CONNECT
             for device in self.connectable():
                 device.hide_until_connected()
 
-    def connectable(self) -> tuple[Camera | FilterWheel | FlipFlat | Mount, ...]:
+    def connectable(self) -> tuple[Camera | FilterWheel | FlipFlat | Mount | WeatherStation, ...]:
         """The devices with a CONNECTION (the clock has none: simulated time always runs)."""
-        return (self.camera, self.wheel, self.panel, self.mount)
+        base = (self.camera, self.wheel, self.panel, self.mount)
+        return (*base, self.weather) if self.weather is not None else base
 
     async def send(self, xmldata: ET.Element) -> None:
         """Write each message whole (see `MessageWriter`), not through indipydriver's own writer."""
@@ -118,6 +125,11 @@ class SimDriver(IPyDriver):
         if w.cfg.connected:  # started connected: the saved settings apply at once
             for device in self.connectable():
                 await device.load_config()
+            if self.weather is not None:
+                self.weather.update_now()
+        self._tasks.append(asyncio.create_task(self.clock_device.watch()))
+        if self.weather is not None:
+            self._tasks.append(asyncio.create_task(self.weather.run()))
         last_sim = w.clock.now()
         last_publish = -1e9
         while not self.stop:

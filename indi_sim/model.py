@@ -46,7 +46,7 @@ class Scene:
     cap_closed: bool = False
     sun_altitude: float = -90.0
     light_leak: float = 0.0  # fraction of the open-sky flux reaching the sensor with the cap closed
-    cloud_cover: float = 0.0  # 0 clear .. 1 overcast (fraction of sky and star light lost)
+    cloud_cover: float = 0.0  # 0 clear .. 1 overcast (dims stars, changes the sky: sky.py)
     field_id: int = 0  # which patch of sky (the mount pointing); selects the star field
     tracking: bool = True
     dec_deg: float = 0.0  # for the trailing rate when tracking is off
@@ -99,16 +99,16 @@ class SimModel(SkyModel):
             return None
         f = scene.filter
         if scene.cap_closed:
-            uniform = self.panel_flux(scene.panel_brightness, f) + scene.light_leak * self.sky_flux(scene.sun_altitude, f)
+            leak = scene.light_leak * self.sky_flux(scene.sun_altitude, f, scene.cloud_cover)
+            uniform = self.panel_flux(scene.panel_brightness, f) + leak
             if uniform <= 0:
                 return None
             return self.flat_shape(f, "panel")[sl] * np.float32(uniform)
-        clear = 1.0 - min(max(scene.cloud_cover, 0.0), 1.0)
-        sky = self.sky_flux(scene.sun_altitude, f) * clear
+        sky = self.sky_flux(scene.sun_altitude, f, scene.cloud_cover)  # clouds: sky.py
         rate = self._sky_gradient[sl] * np.float32(sky)
         stars, self.last_render.stars_rendered = self._stars_cached(scene.field_id, scene.tracking, scene.dec_deg,
                                                                      exposure, sl)
-        rate += stars * np.float32(self.filter_spec(f).transmission * clear)
+        rate += stars * np.float32(self.filter_spec(f).transmission * self.star_transmission(scene.cloud_cover))
         rate *= self.flat_shape(f, "sky")[sl]
         return rate
 

@@ -42,6 +42,12 @@ class Optics:
     panel_max_brightness: int = 255
     star_density_per_deg2: float = 1000.0
     sky_gradient: tuple[float, float] = (0.08, 0.04)  # fractional change across x and y
+    # clouds (sky.py): star light passed by full cover (0.02 = 4.2 mag), and the overcast sky's
+    # brightness relative to clear: darker in daylight and twilight, brighter at night (clouds
+    # reflect the ground's light back down, as over any suburb)
+    cloud_star_transmission: float = 0.02
+    cloud_sky_day: float = 0.4
+    cloud_sky_night: float = 2.5
 
 
 class OpticsModel(SensorModel):

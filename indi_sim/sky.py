@@ -31,6 +31,26 @@ def sky_flux_e_s(sun_altitude_deg: float, night_e_s: float = 1.0) -> float:
     return 10.0**log_f + night_e_s
 
 
+def _cover(cloud_cover: float) -> float:
+    return min(max(float(cloud_cover), 0.0), 1.0)
+
+
+def cloud_star_transmission(cloud_cover: float, optics: Optics) -> float:
+    """Fraction of star light passing a cloud cover c (0..1): 1 - c (1 - t_full), t_full = 0.02."""
+    return 1.0 - _cover(cloud_cover) * (1.0 - optics.cloud_star_transmission)
+
+
+def cloud_sky_factor(cloud_cover: float, sun_altitude_deg: float, optics: Optics) -> float:
+    """Sky background under cloud cover c relative to the clear sky: 1 + c (k - 1).
+
+    k is `cloud_sky_day` (0.4: an overcast twilight is darker) while the Sun is above -12 deg,
+    `cloud_sky_night` (2.5: clouds lit by the ground) below -18 deg, log-linear in between.
+    """
+    night = min(max((-12.0 - sun_altitude_deg) / 6.0, 0.0), 1.0)
+    k = optics.cloud_sky_day ** (1.0 - night) * optics.cloud_sky_night**night
+    return 1.0 + _cover(cloud_cover) * (k - 1.0)
+
+
 class SkyModel(OpticsModel):
     """The optics pointed at the sky: sky background and stars, in e-/s per pixel."""
 
@@ -39,8 +59,12 @@ class SkyModel(OpticsModel):
         self._star_key: tuple[object, ...] | None = None
         self._star_cache: tuple[np.ndarray, int] | None = None
 
-    def sky_flux(self, sun_altitude: float, filter_name: str) -> float:
-        return sky_flux_e_s(sun_altitude) * self.filter_spec(filter_name).transmission * self.pixel_area_factor()
+    def sky_flux(self, sun_altitude: float, filter_name: str, cloud_cover: float = 0.0) -> float:
+        clear = sky_flux_e_s(sun_altitude) * self.filter_spec(filter_name).transmission * self.pixel_area_factor()
+        return clear * cloud_sky_factor(cloud_cover, sun_altitude, self.optics)
+
+    def star_transmission(self, cloud_cover: float) -> float:
+        return cloud_star_transmission(cloud_cover, self.optics)
 
     @cached_property
     def _sky_gradient(self) -> np.ndarray:

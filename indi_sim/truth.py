@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from indi_sim.sensor import HotPixels
-from indi_sim.sky import SkyModel
+from indi_sim.sky import SkyModel, cloud_sky_factor
 
 
 class SensorTruth:
@@ -87,5 +90,20 @@ class SensorTruth:
         """Flux in e-/s per pixel before the flat shape is applied."""
         return self._m.panel_flux(brightness, filter_name)
 
-    def sky_flux_e_s(self, sun_altitude: float, filter_name: str) -> float:
-        return self._m.sky_flux(sun_altitude, filter_name)
+    def sky_flux_e_s(self, sun_altitude: float, filter_name: str, cloud_cover: float = 0.0) -> float:
+        """Sky background in e-/s per pixel before the flat shape and gradient (clouds: `cloud_sky_factor`)."""
+        return self._m.sky_flux(sun_altitude, filter_name, cloud_cover)
+
+    # -- clouds
+    def star_transmission(self, cloud_cover: float) -> float:
+        """Fraction of star light that passes the cloud cover (0..1)."""
+        return self._m.star_transmission(cloud_cover)
+
+    def cloud_sky_factor(self, cloud_cover: float, sun_altitude: float) -> float:
+        """Sky background under the cloud cover relative to a clear sky at that Sun altitude."""
+        return cloud_sky_factor(cloud_cover, sun_altitude, self._m.optics)
+
+    @staticmethod
+    def frame_cloud_cover(header: Mapping[str, Any]) -> float:
+        """The cloud cover (0..1) a simulated frame was taken under: its SIMCLOUD card (0 if absent)."""
+        return float(header.get("SIMCLOUD", 0.0))
