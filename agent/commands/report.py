@@ -1,4 +1,5 @@
-"""`obsagent report [--night DATE] [--sequence FILE]`: the morning report of a night."""
+"""`obsagent report [--night DATE] [--sequence FILE]`: the morning report of a night;
+`obsagent report --campaign --sequence FILE`: each target's progress over all nights."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="judge what is still needed with this sequence file's policy (default: the library's defaults)",
     )
+    p.add_argument(
+        "--campaign",
+        action="store_true",
+        help="each target's progress towards the sequence file's totals, over all nights (needs --sequence)",
+    )
     p.add_argument("--data", help="data directory")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=run)
@@ -34,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from agent.night.report import build_report, print_report
 
     night = night_date(args.night) if args.night else None
+    if args.campaign:
+        return run_campaign(args, night)
     policy = None
     if args.sequence:
         from agent.config import load_sequence
@@ -43,3 +51,36 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(data_dir(args.data), night, policy)
     print_report(report, as_json=args.json)
     return 0 if report.get("night") else 1
+
+
+def run_campaign(args: argparse.Namespace, night: str | None) -> int:
+    """Done/total of every exposure entry, the nights that gave lights, the last, finished or not."""
+    import json
+
+    from agent.config import load_sequence
+    from agent.library.queries.campaign import campaign_progress, campaign_summary
+    from agent.library.store import Library
+
+    if not args.sequence:
+        raise ConfigError("--campaign needs --sequence FILE: the campaign totals are the file's counts")
+    seq = load_sequence(args.sequence)
+    with Library.open(args.data) as library:
+        summary = campaign_summary(campaign_progress(library, seq, night))
+    if args.json:
+        print(json.dumps({"night": night, "targets": summary}, indent=1))
+        return 0
+    if not summary:
+        print("no targets in the sequence file")
+    for target in summary:
+        state = "finished" if target["finished"] else f"{target['done']}/{target['total']}"
+        nights = target["nights"]
+        last = f", last {target['last_night']}" if target["last_night"] else ""
+        print(f"{target['target']}: {state} ({nights} night{'s' * (nights != 1)}{last})")
+        for e in target["exposures"]:
+            mode = f" mode {e['readout_mode']}" if e["readout_mode"] else ""
+            cap = f", {e['per_night']} a night" if e["per_night"] else ""
+            done = "  complete" if e["finished"] else ""
+            tonight = f", {e['tonight']} on {night}" if night else ""
+            print(f"  {e['filter']:<6} {e['exposure']:>6g}s{mode}  {e['done']:>4}/{e['total']:<4}"
+                  f" ({len(e['nights'])} nights{cap}{tonight}){done}")  # fmt: skip
+    return 0

@@ -191,6 +191,12 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[_Path, str]]:
                 "flats come from the panel but indi.devices.flat_panel is not set; name the panel or use sky flats",
             )
         )
+    cadences = flats.get("filter_cadence")
+    if isinstance(cadences, dict) and names is not None:
+        for name in cadences:
+            if name not in names:
+                where = ("calibration", "flats", "filter_cadence", str(name))
+                found.append((where, f"filter {name!r} is not in the wheel (filters: {', '.join(names)})"))
     return found
 
 

@@ -17,6 +17,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from agent.config.campaign import FlatCadence, flat_cadence
+
 SUPPORTED_VERSIONS = (1,)
 
 
@@ -113,17 +115,29 @@ class CameraSettings(_Strict):
 
 
 class Exposure(_Strict):
-    """`count` frames of `exposure` seconds through `filter`."""
+    """`count` frames of `exposure` seconds through `filter` over the whole campaign (all nights);
+    `per_night` caps one night's share so a target's time is spread over several nights."""
 
     filter: str
     exposure: float = Field(gt=0, le=3600, description="seconds")
-    count: int = Field(ge=1, le=10000)
+    count: int = Field(ge=1, le=10000, description="the campaign total: good lights over all nights")
+    per_night: int | None = Field(default=None, ge=1, le=10000, description="at most this many lights a night")
     readout_mode: str | None = Field(default=None, description="overrides the target's and the camera's")
 
     @field_validator("readout_mode", mode="before")
     @classmethod
     def _mode_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _cap_below_total(self) -> Exposure:
+        if self.per_night is not None and self.per_night > self.count:
+            raise _problem(
+                f"per_night ({self.per_night}) exceeds count ({self.count}), the campaign total, so it would "
+                "never cap a night; lower it or remove it",
+                at="per_night",
+            )
+        return self
 
 
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -259,6 +273,8 @@ class SunBand(_Strict):
 
 class FlatPolicy(_Strict):
     source: Literal["panel", "sky-dusk", "sky-dawn", "sky-both"] = "panel"
+    cadence: FlatCadence = Field(default="session", description="session, completion, or every N sessions")
+    filter_cadence: dict[str, FlatCadence] = Field(default_factory=dict, description="a filter's own cadence")
     adu_target: float = Field(default=0.45, gt=0, lt=1, description="fraction of full scale")
     adu_tolerance: float = Field(default=0.05, gt=0, lt=1, description="fraction of full scale, +/-")
     sun_band: SunBand = SunBand()
@@ -267,6 +283,16 @@ class FlatPolicy(_Strict):
     )
     exposure_max: float = Field(default=30.0, gt=0, description="seconds")
     dark_flats: bool = True
+
+    @field_validator("cadence", mode="before")
+    @classmethod
+    def _one_cadence(cls, value: Any) -> Any:
+        return flat_cadence(value)
+
+    @field_validator("filter_cadence", mode="before")
+    @classmethod
+    def _filter_cadences(cls, value: Any) -> Any:
+        return {k: flat_cadence(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _sane(self) -> FlatPolicy:

@@ -26,8 +26,16 @@ def night_end(ctx: NightContext) -> dt.datetime:
 
 
 def remaining_in_block(ctx: NightContext, block: Block) -> int:
-    done = ctx.count_frames("light", block.exposure, block.filter, block.target)
-    return max(0, block.count - done)
+    """Lights the block's entry may still take tonight, by the numbers the plan was made with:
+    the campaign total less the good lights of all nights, within the entry's per-night cap."""
+    from agent.library.queries.campaign import entry_progress
+
+    found = entry_progress(ctx.library, ctx.seq, block.target, block.filter, block.exposure,
+                           block.config.readout_mode, ctx.night)  # fmt: skip
+    if found is None:  # not an entry of the sequence: the block's own count
+        done = ctx.count_frames("light", block.exposure, block.filter, block.target)
+        return max(0, block.count - done)
+    return found.remaining_tonight
 
 
 def block_key(block: Block) -> str:

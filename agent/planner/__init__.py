@@ -2,6 +2,7 @@
 
 from agent.planner.night_plan import (
     Block,
+    EntryProgress,
     Gap,
     Interval,
     LightConfig,
@@ -17,6 +18,7 @@ from agent.planner.schedule import default_gap_items
 
 __all__ = [
     "Block",
+    "EntryProgress",
     "Gap",
     "Interval",
     "LightConfig",

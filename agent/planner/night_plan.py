@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -120,6 +120,26 @@ class Gap:
     @property
     def duration(self) -> dt.timedelta:
         return self.end - self.start
+
+
+class EntryProgress(Protocol):
+    """What the planner needs of an exposure entry's campaign; the library answers it
+    (`agent.library.queries.campaign.TargetProgress`), the planner never asks the library itself."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def filter(self) -> str: ...
+    @property
+    def exposure(self) -> float: ...
+    @property
+    def readout_mode(self) -> str | None: ...
+    @property
+    def done(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def remaining_tonight(self) -> int: ...
 
 
 NeedsFn = Callable[[Seq[LightConfig], dt.datetime, dt.datetime], Seq[str]]

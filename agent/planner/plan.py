@@ -13,7 +13,7 @@ before the Sun's lowest point and dawn events after it, even where the Sun never
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from agent import offline
 from agent.config import Sequence
 from agent.planner.night_plan import (
     Block,
+    EntryProgress,
     Interval,
     NeedsFn,
     NightPlan,
@@ -35,6 +36,7 @@ from agent.planner.night_plan import (
 from agent.planner.schedule import (
     TARGET_STEP_S,
     find_gaps,
+    lights_wanted,
     schedule_lights,
     target_masks,
     visible_runs,
@@ -51,8 +53,17 @@ from agent.sky.sun import (
 )
 
 
-def plan_night(seq: Sequence, date: dt.date, needs: NeedsFn | None = None) -> NightPlan:
-    """Plan the night that begins on the evening of `date` at the sequence's site."""
+def plan_night(
+    seq: Sequence,
+    date: dt.date,
+    needs: NeedsFn | None = None,
+    progress: Iterable[EntryProgress] | None = None,
+) -> NightPlan:
+    """Plan the night that begins on the evening of `date` at the sequence's site.
+
+    `progress` is the campaign so far (`agent.library.queries.campaign.campaign_progress`): an
+    entry gets min(what its total still misses, its per-night cap) and a finished one is left
+    out with a note. Without it the night is planned as the campaign's first."""
     offline.configure()
     import astropy.units as u
     from astropy.coordinates.erfa_astrom import ErfaAstromInterpolator, erfa_astrom
@@ -65,10 +76,12 @@ def plan_night(seq: Sequence, date: dt.date, needs: NeedsFn | None = None) -> Ni
         iers.earth_orientation_table.set(earth_orientation_table()),
         erfa_astrom.set(ErfaAstromInterpolator(300 * u.s)),
     ):
-        return _plan_night(seq, date, needs)
+        return _plan_night(seq, date, needs, progress)
 
 
-def _plan_night(seq: Sequence, date: dt.date, needs: NeedsFn | None) -> NightPlan:
+def _plan_night(
+    seq: Sequence, date: dt.date, needs: NeedsFn | None, progress: Iterable[EntryProgress] | None
+) -> NightPlan:
     import astropy.units as u
     from astroplan import Observer
     from astropy.coordinates import EarthLocation
@@ -184,14 +197,17 @@ def _plan_night(seq: Sequence, date: dt.date, needs: NeedsFn | None) -> NightPla
     shortfalls: list[Shortfall] = []
     tracks_times = np.empty(0)
     tracks_alt: dict[str, np.ndarray] = {}
+    wanted, campaign_notes = lights_wanted(seq, progress)
+    notes.extend(campaign_notes)
     if seq.targets:
         if dark is None:
             visibility = [Visibility(t.name, (), dark_reason) for t in seq.targets]
-            for target in seq.targets:
-                for entry in target.exposures:
-                    shortfalls.append(
-                        Shortfall(target.name, entry.filter, entry.exposure, entry.count, entry.count)
-                    )
+            for i, target in enumerate(seq.targets):
+                for j, entry in enumerate(target.exposures):
+                    if wanted[(i, j)]:
+                        shortfalls.append(
+                            Shortfall(target.name, entry.filter, entry.exposure, wanted[(i, j)], wanted[(i, j)])
+                        )
         else:
             d0, d1 = dark.start.timestamp(), dark.end.timestamp()
             first = np.ceil(d0 / TARGET_STEP_S) * TARGET_STEP_S
@@ -207,7 +223,7 @@ def _plan_night(seq: Sequence, date: dt.date, needs: NeedsFn | None) -> NightPla
                 visibility.append(
                     Visibility(target.name, tuple(Interval(unix_to_utc(a), unix_to_utc(b)) for a, b in runs), reason)
                 )
-            blocks, shortfalls = schedule_lights(seq, masks, grid)
+            blocks, shortfalls = schedule_lights(seq, masks, grid, wanted)
 
     operating = _operating_period(seq, events, windows, dark, start_unix, end_unix, brackets)
     gaps = find_gaps(seq, operating, blocks, needs)

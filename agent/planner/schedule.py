@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from agent.config import Sequence, Target
-from agent.planner.night_plan import Block, Gap, Interval, LightConfig, NeedsFn, Shortfall
+from agent.planner.night_plan import Block, EntryProgress, Gap, Interval, LightConfig, NeedsFn, Shortfall
 from agent.sky.sun import SunCurve, format_altitude, unix_to_utc
 
 TARGET_STEP_S = 60.0
@@ -115,8 +115,53 @@ def free_parts(start: float, end: float, busy: list[tuple[float, float]]) -> lis
     return parts
 
 
-def schedule_lights(seq: Sequence, masks: np.ndarray, grid: np.ndarray) -> tuple[list[Block], list[Shortfall]]:
-    """Greedy by priority: each exposure entry takes the earliest free time its target is visible."""
+Wanted = dict[tuple[int, int], int]
+"""Lights tonight for each exposure entry, by (target index, entry index) in the sequence."""
+
+
+def lights_wanted(seq: Sequence, progress: Iterable[EntryProgress] | None) -> tuple[Wanted, list[str]]:
+    """How many lights each entry is to get tonight, and a sentence for each entry left out or capped.
+
+    `count` is the campaign total and `per_night` one night's cap. Without the library's progress
+    (`obsagent plan` on a fresh library) the night is the campaign's first: min(count, per_night).
+    """
+    known: Mapping[tuple[str, str, float, str | None], EntryProgress] = {
+        (p.target, p.filter, p.exposure, p.readout_mode): p for p in progress or ()
+    }
+    wanted: Wanted = {}
+    notes: list[str] = []
+    for i, target in enumerate(seq.targets):
+        for j, entry in enumerate(target.exposures):
+            cap = entry.per_night if entry.per_night is not None else entry.count
+            mode = target.readout_mode_for(entry, seq.camera.readout_mode)
+            found = known.get((target.name, entry.filter, entry.exposure, mode))
+            label = f"{target.name} {entry.filter} {entry.exposure:g}s"
+            if found is None:
+                wanted[(i, j)] = min(entry.count, cap)
+            elif found.done >= found.total:
+                wanted[(i, j)] = 0
+                notes.append(f"{label}: campaign complete {found.done}/{found.total}")
+            else:
+                wanted[(i, j)] = found.remaining_tonight
+                if found.remaining_tonight == 0:
+                    notes.append(f"{label}: tonight's {cap} taken already ({found.done}/{found.total} so far)")
+                elif found.remaining_tonight < found.total - found.done:
+                    notes.append(
+                        f"{label}: {found.remaining_tonight} tonight (per_night {cap}), "
+                        f"{found.done}/{found.total} so far"
+                    )
+    return wanted, notes
+
+
+def schedule_lights(
+    seq: Sequence, masks: np.ndarray, grid: np.ndarray, wanted: Wanted | None = None
+) -> tuple[list[Block], list[Shortfall]]:
+    """Greedy by priority: each exposure entry takes the earliest free time its target is visible.
+
+    `wanted` says how many lights each entry gets tonight (`lights_wanted`); an entry wanting none
+    is left out."""
+    if wanted is None:
+        wanted, _ = lights_wanted(seq, None)
     overhead = seq.schedule.frame_overhead
     change = seq.schedule.target_change
     busy: list[tuple[float, float, str]] = []
@@ -126,8 +171,8 @@ def schedule_lights(seq: Sequence, masks: np.ndarray, grid: np.ndarray) -> tuple
     for index in order:
         target = seq.targets[index]
         runs = visible_runs(masks[index], grid)
-        for entry in target.exposures:
-            remaining = entry.count
+        for j, entry in enumerate(target.exposures):
+            requested = remaining = wanted.get((index, j), 0)
             frame = entry.exposure + overhead
             for run_start, run_end in runs:
                 if remaining == 0:
@@ -153,7 +198,7 @@ def schedule_lights(seq: Sequence, masks: np.ndarray, grid: np.ndarray) -> tuple
                     remaining -= count
             if remaining:
                 shortfalls.append(
-                    Shortfall(target.name, entry.filter, entry.exposure, remaining, entry.count)
+                    Shortfall(target.name, entry.filter, entry.exposure, remaining, requested)
                 )
     placed.sort(key=lambda p: p[:7])
     blocks = [

@@ -23,8 +23,9 @@ def run_panel(ctx: NightContext) -> str:
     from agent.flats.panel_search import ExposureLimits
     from agent.flats.target import FlatTarget
     from agent.flats.trained import TrainedPanelTable
+    from agent.library.queries.flat_history import flats_wanted
 
-    wanted = flat_needs(ctx)
+    wanted = flats_wanted(ctx.seq, ctx.library, ctx.night, flat_needs(ctx), [b.filter for b in ctx.plan.blocks])
     if not wanted:
         ctx.note("info", "no flats needed tonight")
         return "dispatch"
