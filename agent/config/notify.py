@@ -86,7 +86,3 @@ class NotificationSettings(BaseModel):
             if kind in value[:index]:
                 raise _problem(f"{kind!r} is listed twice", at=str(index))
         return value
-
-    def interval_seconds(self, kind: NotificationKind) -> float:
-        """The flood limit of a kind, the file's value or the default."""
-        return 60.0 * self.min_interval_minutes.get(kind, DEFAULT_MIN_INTERVAL[kind])

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from agent.config.notify import KINDS, NotificationKind, NotificationSettings
+from agent.config.notify import DEFAULT_MIN_INTERVAL, KINDS, NotificationKind, NotificationSettings
 
 if TYPE_CHECKING:
     from agent.config.model import Sequence
@@ -95,6 +95,10 @@ class Notifier:
         with self._lock:
             return self._counts
 
+    def interval_seconds(self, kind: NotificationKind) -> float:
+        """The flood limit of a kind: the file's `min_interval_minutes`, else the kind's default."""
+        return 60.0 * self.settings.min_interval_minutes.get(kind, DEFAULT_MIN_INTERVAL[kind])
+
     def wants(self, kind: str) -> bool:
         return self.enabled and kind in self.settings.events
 
@@ -121,7 +125,7 @@ class Notifier:
                 self._count(repeated=1)
                 return False
             last = self._last_of_kind.get(kind)
-            if last is not None and now - last < self.settings.interval_seconds(kind):
+            if last is not None and now - last < self.interval_seconds(kind):
                 count, since = self._held.get(kind, (0, now))
                 self._held[kind] = (count + 1, since)
                 self._count(held_back=1)
