@@ -273,6 +273,7 @@ def test_report_campaign_through_the_cli(lib: Library, tmp_path: Path, capsys: p
     [
         ({"per_night": 9}, "per_night (9) exceeds count (5)"),
         ({"flats": {"cadence": 0}}, "cadence 0"),
+        ({"flats": {"cadence": "weekly"}}, "cadence 'weekly': write session, completion, or a number"),
         ({"flats": {"filter_cadence": {"OIII": 2}}}, "filter 'OIII' is not in the wheel"),
     ],
 )

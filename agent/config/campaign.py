@@ -14,7 +14,8 @@ def flat_cadence(value: Any) -> Any:
     """A cadence as written: `session`, `completion`, or a number of sessions (1 to 365)."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or (isinstance(value, int) and not 1 <= value <= 365):
+    unknown = isinstance(value, str) and value not in ("session", "completion")
+    if unknown or isinstance(value, bool) or (isinstance(value, int) and not 1 <= value <= 365):
         raise PydanticCustomError(
             "obsagent", f"cadence {value!r}: write session, completion, or a number of sessions from 1 to 365"
         )
