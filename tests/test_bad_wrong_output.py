@@ -13,7 +13,7 @@ from astropy.io import fits
 from library_fixtures import nina_header, write_frame
 
 import agent.cli as cli
-from agent.errors import ConfigError
+from agent.fitsfile import UnreadableImage
 from agent.library.database import LibraryError
 from agent.library.migrations import newest_known
 from agent.library.store import Library
@@ -37,7 +37,7 @@ def _nan_frames(folder: Path, n: int = 3, value: float = np.nan) -> list[str]:
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_all_nan_frames_make_no_master(tmp_path: Path, value: float) -> None:
-    with pytest.raises(ConfigError, match="NaN or infinite"):
+    with pytest.raises(UnreadableImage, match="frame_0.fits: every pixel is masked .*NaN or infinite"):
         combine(_nan_frames(tmp_path, value=value), frame_type="dark")
 
 

@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.errors import ConfigError
+from agent.fitsfile import FITS_SUFFIXES
 from agent.stacking.calibrate import SENSOR_KINDS, CalibratedLight, CalibrationOptions, MasterSet, calibrate
 
 
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Console()
     table = Table(title=f"{len(rows)} lights calibrated -> {outdir}")
-    for col in ("light", "formula", "k", "s0", "clipped %", "cosmetic", "warnings"):
+    for col in ("light", "formula", "k", "s0", "clipped %", "cosmetic", "masked", "warnings"):
         table.add_column(col, justify="left" if col in ("light", "formula", "warnings") else "right")
     for r in rows:
         table.add_row(
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             ", ".join(f"{v:.5g}" for v in r["s0"].values()) or "-",
             f"{100 * r['clipped_fraction']:.3f}",
             str(r["defects_corrected"]),
+            str(r["masked"]),
             "\n".join(r["warnings"]) or "-",
         )
     out.print(table)
@@ -107,10 +110,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def frame_stem(path: str) -> str:
+    """A frame's name without its FITS suffix, compressed ones included (`m31_001.fits.fz` -> `m31_001`)."""
+    name = Path(path).name
+    for suffix in sorted(FITS_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
 def output_paths(lights: list[str], outdir: Path, suffix: str, masters: list[str]) -> list[Path]:
     """Where each calibrated light goes; refused before anything is written when one would replace
     a raw light or a master (an empty suffix into the lights' folder), or two lights share a name."""
-    targets = [outdir / f"{Path(light).stem}{suffix}.fits" for light in lights]
+    targets = [outdir / f"{frame_stem(light)}{suffix}.fits" for light in lights]
     inputs = [Path(p) for p in (*lights, *masters)]
     for light, target in zip(lights, targets, strict=True):
         for source in inputs:
@@ -140,5 +152,6 @@ def _summary(path: str, target: Path, r: CalibratedLight) -> dict[str, Any]:
         "pedestal": r.pedestal,
         "clipped_fraction": r.clipped_fraction,
         "defects_corrected": r.defects_corrected,
+        "masked": int(np.count_nonzero(np.isnan(r.data))),  # masked in the light or a master: NaN
         "warnings": [str(w) for w in r.warnings],
     }

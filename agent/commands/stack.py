@@ -14,9 +14,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.errors import ConfigError
+from agent.fitsfile import read_header
 from agent.stacking.calibrate import MASTER_KINDS, build_master
 from agent.stacking.combine import COMBINES, MASTER_TYPES, METHODS, Master, _infer_type, combine
-from agent.stacking.frames import open_fits
+from agent.stacking.frames import masked_count
 from agent.stacking.normalize import NORMALIZATIONS
 
 DEFAULT_NORMALIZATION = {"flat": "multiplicative", "light": "additive-scale"}
@@ -84,7 +85,7 @@ def refuse_overwriting_inputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs(args)
-    kind = args.type or _infer_type(open_fits(args.files[0]).header)
+    kind = args.type or _infer_type(read_header(args.files[0]))
     normalize = args.normalize or DEFAULT_NORMALIZATION.get(kind or "", "none")
     calibrators = {"darkflat": args.darkflat, "bias": args.bias, "dark": args.dark}
     if kind not in MASTER_KINDS and any(calibrators.values()):
@@ -140,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
                 "norm_factor": f.norm_factor,
                 "rejected_low": f.rejected_low,
                 "rejected_high": f.rejected_high,
+                "masked": masked_count(source),
             }
-            for f in master.frames
+            for f, source in zip(master.frames, args.files, strict=True)
         ],
     }
     if args.json:
@@ -149,9 +151,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Console()
     table = Table(title=f"{h['IMAGETYP']} from {h['NCOMBINE']} frames -> {path}")
-    for col in ("frame", "median", "noise", "norm", "rej low %", "rej high %"):
+    for col in ("frame", "median", "noise", "norm", "rej low %", "rej high %", "masked"):
         table.add_column(col, justify="right" if col != "frame" else "left")
-    for f in master.frames:
+    for f, row in zip(master.frames, summary["frames"], strict=True):
         table.add_row(
             str(f.path),
             f"{f.location:.6g}",
@@ -159,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             f"{f.norm_factor:.5f}",
             f"{100 * f.rejected_low:.3f}",
             f"{100 * f.rejected_high:.3f}",
+            "-" if row["masked"] is None else str(row["masked"]),
         )
     out.print(table)
     out.print(

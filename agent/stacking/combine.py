@@ -308,8 +308,9 @@ def combine(
 
 
 def _band_kind(frames: list[FrameSource]) -> type:
-    """Kernel input type: 16-bit and 8-bit integers stay raw 16-bit words; everything else float64."""
-    if frames[0].depth in ("uint16", "int16", "uint8"):
+    """Kernel input type: 16-bit and 8-bit integers stay raw 16-bit words; everything else float64
+    (also when a frame with masked pixels is held as floats with NaN)."""
+    if all(f.bitpix in (8, 16) for f in frames):
         return np.uint16
     return np.float64
 
@@ -349,10 +350,12 @@ def _read_band(fr: FrameSource, r0: int, r1: int, dest: np.ndarray, band_kind: t
         return
     if fr.array is not None:
         dest[...] = fr.array[r0:r1]
-        return
-    tmp = np.empty((r1 - r0, fr.shape[1]), stored)
-    fr.read_rows(r0, r1, tmp)
-    dest[...] = tmp  # astype from big-endian: one converting copy
+    else:
+        tmp = np.empty((r1 - r0, fr.shape[1]), stored)
+        fr.read_rows(r0, r1, tmp)
+        dest[...] = tmp  # astype from big-endian: one converting copy
+    if (fr.array is None and fr.bitpix == 16) or (fr.array is not None and fr.array.dtype == np.int16):
+        dest += 32768.0  # 16-bit words as the u16 kernel sees them (see `_decode_offset`)
 
 
 def _decode_rows(raw: np.ndarray, band_kind: type, gain: float, offset: float) -> np.ndarray:

@@ -98,10 +98,14 @@ def prepare(
         f = ranged(mf)
         issues += [i for i in quality.check_master_flat(f, mf.header) if i.check != "flat-nonpositive"]
         good = f > 0
+        if not good.any():  # s0 / MF would divide by zero everywhere
+            raise quality.SuspectMaster(f"{mf.name}: master flat has no positive pixel; rebuild it from lit flats")
         flat_scale = np.zeros(f.shape, np.float32)
         if cfa is not None and options.cfa_separate:
             for colour, parities in cosmetic.cfa_channels(cfa).items():
                 vals = np.concatenate([f[r::2, c::2][good[r::2, c::2]] for r, c in parities])
+                if vals.size == 0:
+                    raise quality.SuspectMaster(f"{mf.name}: no positive {colour} pixel in the master flat; rebuild it")
                 s0[colour] = float(vals.mean(dtype=np.float64))
                 for r, c in parities:
                     sub, g = f[r::2, c::2], good[r::2, c::2]
