@@ -21,7 +21,7 @@ from agent.library.headers import FrameInfo, UnreadableFrame, read_frame_info
 from agent.library.keys import FrameType
 from agent.library.sensor_kinds import ensure_camera
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz", ".fit.gz")  # as `agent.fitsfile` reads
 
 
 @dataclass(frozen=True)
