@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,35 +78,19 @@ def run(args: argparse.Namespace) -> int:
     seq = load_sequence(args.sequence)
     root = data_dir(args.data)
     night = _night_date(args)
-    server = None
-    home = None
     indi = args.indi
     fast_forward = args.fast_forward
+    rig = None
     if args.sim:
-        from indi_sim.config import SimConfig
-        from indi_sim.launch import SimServer
+        from agent.serve.simrig import start_sim_rig
 
         night = night or default_night(seq.site.zone)
         start = dt.datetime.fromisoformat(args.sim_start) if args.sim_start else sim_start_for(seq, night)
-        cfg = SimConfig(
-            preset=args.preset, seed=7, lat=seq.site.latitude, lon=seq.site.longitude,
-            elevation=seq.site.elevation, start=start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-            time_factor=args.time_factor, filters=list(seq.filters),
-        )
-        if args.preset == "small":
-            cfg.width, cfg.height = 512, 384
-        home = tempfile.mkdtemp(prefix="obsagent-sim-home-")
-        server = SimServer(cfg, log_dir=str(root / "logs"))
-        server.env["HOME"] = home
-        server.start()
-        indi = server.address
-        devices = seq.indi.devices.model_copy(update={
-            "camera": cfg.camera_name, "wheel": cfg.wheel_name, "flat_panel": cfg.panel_name,
-            "mount": cfg.mount_name,
-        })
-        seq = seq.model_copy(update={"indi": seq.indi.model_copy(update={"devices": devices, "address": indi})})
+        rig = start_sim_rig(seq, start, args.time_factor, args.preset, root / "logs")
+        indi = rig.address
+        seq = rig.adapt(seq)
         fast_forward = fast_forward or SIM_FAST_FORWARD
-        print(f"simulated observatory on {indi}, clock from {cfg.start} UTC at ×{args.time_factor:g}")
+        print(f"simulated observatory on {indi}, clock from {start:%Y-%m-%dT%H:%M:%S} UTC at ×{args.time_factor:g}")
     status_line = _StatusLine(enabled=not args.quiet and sys.stdout.isatty())
     runner = NightRunner(
         seq, root, indi=indi, night=night, on_status=status_line.update, uploads=start_uploads
@@ -124,10 +106,8 @@ def run(args: argparse.Namespace) -> int:
         status_line.close()
         if handler is not None:
             logging.getLogger().removeHandler(handler)
-        if server is not None:
-            server.__exit__(None, None, None)
-        if home:
-            shutil.rmtree(home, ignore_errors=True)
+        if rig is not None:
+            rig.close()
     from agent.night.report import build_report, print_report
 
     print_report(build_report(root, result.night))

@@ -18,6 +18,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from agent.config.campaign import FlatCadence, flat_cadence
+from agent.config.housekeeping import HousekeepingSettings
+from agent.config.notify import NotificationSettings
+from agent.config.safety import SafetySettings
 
 SUPPORTED_VERSIONS = (1,)
 
@@ -428,6 +431,7 @@ class ScheduleSettings(_Strict):
     max_sun_altitude: float = Field(default=-18.0, ge=-18, le=0, description="lights only with the Sun below")
     frame_overhead: float = Field(default=5.0, ge=0, description="seconds of readout/download per frame")
     target_change: float = Field(default=120.0, ge=0, description="seconds to slew, settle and centre")
+    cooldown_lead: float = Field(default=1800.0, ge=0, le=14400, description="seconds of cooling before dusk")
 
 
 class Sequence(_Strict):
@@ -443,6 +447,9 @@ class Sequence(_Strict):
     stacking: StackingDefaults = StackingDefaults()
     schedule: ScheduleSettings = ScheduleSettings()
     sync: SyncTarget | None = None
+    housekeeping: HousekeepingSettings = HousekeepingSettings()
+    safety: SafetySettings = SafetySettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     @field_validator("version", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from agent.night.progress import ProgressStore, RunProgress
 if TYPE_CHECKING:
     from agent.library.store import Library
     from agent.night.live import LiveStatus
+    from agent.night.safety import SafetyGate, SkyStop
     from agent.night.services import LightCalibrator, MasterBuilder, Uploads
 from agent.planner import NightPlan
 
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 
 class Aborted(Exception):
     """The night was asked to stop (SIGTERM, safety); activities unwind through this."""
+
+
+class SkyClosed(Exception):
+    """The sky may not be used now (unsafe weather, the hysteresis, clouds, a full disk): the sky
+    activity unwinds through this and the runner closes up."""
 
 
 @dataclass
@@ -51,6 +57,10 @@ class NightContext:
     paused: bool = False  # the dashboard asked: no new exposure until resumed
     live: LiveStatus | None = None  # the status file the dashboard reads
     between_frames: Callable[[], None] | None = None  # the dashboard's requests, handled between frames
+    safety: SafetyGate | None = None  # weather, clouds and disk: may the sky be used now?
+    sky_stop: SkyStop | None = None  # the camera's stop signal (stop request, or unsafe while open)
+    notify: Callable[[str, str, str], None] | None = None  # (kind, title, body) to a person
+    alarm: threading.Event = field(default_factory=threading.Event)  # wakes naps: unsafe, a stop
 
     @property
     def night(self) -> str:
@@ -67,16 +77,40 @@ class NightContext:
         if self.abort.is_set():
             raise Aborted("stop requested")
 
-    def sleep_until(self, when: dt.datetime, step: float = 60.0) -> bool:
-        """Sleep (clock time) until `when`, waking at least every `step` s; False if aborted."""
+    def check_sky(self) -> None:
+        """Raise `SkyClosed` when the sky may not be used now (asked before every sky frame)."""
+        self.check_abort()
+        if self.safety is not None:
+            reason = self.safety.hold_reason(self.now())
+            if reason is not None:
+                raise SkyClosed(reason)
+
+    def sleep_until(self, when: dt.datetime, step: float = 60.0, alarm: bool = False) -> bool:
+        """Sleep (clock time) until `when`, waking at least every `step` s; False if aborted.
+
+        With `alarm`, the nap also ends early (True) when the weather turns unsafe."""
         while not self.abort.is_set():
             remaining = (when - self.now()).total_seconds()
             if remaining <= 0:
                 return True
-            if not self.clock.sleep(min(remaining, step), self.abort):
-                return False
+            if alarm and self.safety is not None and self.safety.unsafe.is_set():
+                return True
+            if not self.clock.sleep(min(remaining, step), self.alarm):
+                if self.abort.is_set():
+                    return False
+                self.alarm.clear()
+                if alarm:
+                    return True
             self.frame_done()
         return False
+
+    def tell(self, kind: str, title: str, body: str) -> None:
+        """A message for a person (notifications), when the sequence asks for them."""
+        if self.notify is not None:
+            try:
+                self.notify(kind, title, body)
+            except Exception:  # noqa: BLE001 - a notifier must never stop the night
+                log.exception("notification failed")
 
     def frame_done(self) -> None:
         """Between two frames (or two naps): the dashboard's requests are handled here."""

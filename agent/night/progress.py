@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.fitsfile import atomic_output
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +30,8 @@ class RunProgress:
     warnings: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)  # cause -> how many times tonight
+    safety: list[dict[str, Any]] = field(default_factory=list)  # each close-up: when, why, how fast, reopened
+    last_unsafe: str | None = None  # the last unsafe reading (clock time): the hold outlives a restart
 
     def record_fault(self, cause: str) -> int:
         """Count one fault of this cause; returns tonight's count so far."""
@@ -55,7 +60,8 @@ class ProgressStore:
             return None
         try:
             raw = json.loads(path.read_text())
-            return RunProgress(**raw)
+            known = {f for f in RunProgress.__dataclass_fields__}
+            return RunProgress(**{k: v for k, v in raw.items() if k in known})
         except (ValueError, TypeError):
             # A damaged progress file loses only notes: counts live in the library.
             broken = path.with_suffix(".json.damaged")
@@ -63,8 +69,14 @@ class ProgressStore:
             return None
 
     def save(self, progress: RunProgress) -> None:
-        with atomic_output(self.path(progress.night), "w") as fh:
-            json.dump(asdict(progress), fh, indent=1)
+        """Written atomically; a data folder that vanished (a pulled disk) loses only this update."""
+        try:
+            with atomic_output(self.path(progress.night), "w") as fh:
+                json.dump(asdict(progress), fh, indent=1)
+        except OSError as exc:
+            if self.dir.exists():
+                raise
+            log.error("night progress not saved: %s is gone (%s)", self.dir, exc)
 
     def nights(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.json"))

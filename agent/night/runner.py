@@ -24,11 +24,13 @@ from agent.devices.rig import connect_rig
 from agent.devices.sim_clock import SimClock
 from agent.errors import DeviceMissing, IndiError, ObsAgentError
 from agent.night import states
-from agent.night.context import Aborted, NightContext
+from agent.night.context import Aborted, NightContext, SkyClosed
 from agent.night.dispatch import due
+from agent.night.housekeeping import DataGone
 from agent.night.live import LiveStatus, Requests
 from agent.night.machine import DISPATCH_EVENTS, NightModel, build_machine, fire
 from agent.night.progress import ProgressStore, RunProgress
+from agent.night.states.closed import route
 from agent.night.states.common import count_frame_faults
 from agent.night.states.safe import run as run_safe
 from agent.night.states.shutdown import make_safe
@@ -75,6 +77,7 @@ class NightRunner:
         night: dt.date | None = None,
         on_status: Any = None,
         uploads: UploadsFactory | None = None,
+        notify: Any = None,
     ) -> None:
         self.seq = seq
         self.data_dir = data_dir
@@ -84,12 +87,38 @@ class NightRunner:
         self.night_date = night
         self.on_status = on_status
         self.uploads = uploads
+        self.notify = notify  # (kind, title, body) to a person, or None
+        self.data_gone = False
         self.ctx: NightContext | None = None
         self.result: RunResult | None = None
         self.fast_forward: float | None = None  # simulator only: speed while nothing is due
         self.requests: Requests | None = None
         self.stop_reason: str | None = None  # why a stop was requested (signal, dashboard)
         self._last_clock: dt.datetime | None = None
+        self._pending_seq: Sequence | None = None
+
+    def adopt(self, seq: Sequence) -> None:
+        """A reloaded sequence file (any thread): tonight's plan is redone at the next activity."""
+        self._pending_seq = seq
+        if self.ctx is not None:
+            self.ctx.alarm.set()
+
+    def _apply_pending(self, ctx: NightContext) -> None:
+        seq, self._pending_seq = self._pending_seq, None
+        if seq is None or seq == ctx.seq:
+            return
+        rig_changed = (seq.indi, seq.camera, seq.site, seq.filters) != (
+            ctx.seq.indi, ctx.seq.camera, ctx.seq.site, ctx.seq.filters
+        )
+        if rig_changed:
+            ctx.note("warning", "the sequence file changed the rig (indi, camera, site or filters): "
+                     "that takes effect from the next night; tonight goes on as planned")
+            return
+        self.seq = ctx.seq = seq
+        ctx.plan = plan_tonight(seq, dt.date.fromisoformat(ctx.night), ctx.library)
+        if ctx.live is not None:
+            ctx.live.status.plan = ctx.plan.to_dict()
+        ctx.note("info", "sequence file reloaded: tonight's plan redone")
 
     # ---- signals ---------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -97,6 +126,7 @@ class NightRunner:
         self.stop_reason = self.stop_reason or reason
         self.abort.set()
         if self.ctx is not None:
+            self.ctx.alarm.set()
             self.ctx.rig.client.wake()
 
     def run_in_thread(self) -> RunResult:
@@ -150,7 +180,7 @@ class NightRunner:
 
         library.set_camera_kind(rig.camera.name, SensorKind(self.seq.camera.sensor))
         night = self.night_date or default_night(self.seq.site.zone, clock.now())
-        plan = plan_night(self.seq, night)
+        plan = plan_tonight(self.seq, night, library)
         store = ProgressStore(self.data_dir)
         progress = store.load(night.isoformat())
         if progress is None:
@@ -168,7 +198,10 @@ class NightRunner:
             progress_store=store,
             abort=self.abort,
         )
-        rig.camera.stop_event = self.abort
+        from agent.night.safety import open_gate
+
+        ctx.notify = self.notify
+        open_gate(ctx)
         ctx.live = LiveStatus(self.data_dir, progress.night, plan.to_dict())
         self.requests = Requests(ctx, self.request_stop)
         ctx.between_frames = self.requests.handle
@@ -207,13 +240,14 @@ class NightRunner:
             while model.state != "done":
                 if self.abort.is_set():
                     raise Aborted("stop requested")
+                self._apply_pending(ctx)
                 ctx.frame_done()  # the dashboard's requests (a pause waits here)
                 if self.abort.is_set():
                     raise Aborted("stop requested")
                 self._watch_clock(ctx)
                 event = self._step(ctx, model.state)
                 if event == "dispatch":
-                    event = DISPATCH_EVENTS[due(ctx).activity]
+                    event = DISPATCH_EVENTS[route(ctx, due(ctx))]
                 if not fire(model, event):
                     if self.abort.is_set():
                         raise Aborted("stop requested")
@@ -236,7 +270,9 @@ class NightRunner:
                 ctx.live.status.paused = False
                 ctx.live.state("stopped", {"reason": reason})
         finally:
-            if model.state != "done" and not self.abort.is_set():
+            if ctx.safety is not None:
+                ctx.safety.stop()
+            if model.state != "done" and not self.abort.is_set() and not self.data_gone:
                 self._build_anyway(ctx)
             if ctx.calibrator is not None:
                 ctx.calibrator.close()
@@ -282,6 +318,13 @@ class NightRunner:
             event = activity(ctx)
         except Aborted:
             raise
+        except SkyClosed:
+            return "close_up"  # the closed state closes up, or holds for the disk
+        except DataGone as exc:
+            self.data_gone = True
+            ctx.progress.record_fault("data folder gone")
+            ctx.tell("fault", "obsagent: data folder gone", str(exc))
+            raise Aborted(str(exc)) from exc
         except (ServerLost, DeviceMissing) as exc:  # the rig is gone: make it safe, then reconnect
             if self.abort.is_set():
                 raise Aborted("stop requested") from exc
@@ -292,6 +335,8 @@ class NightRunner:
         except IndiError as exc:
             if self.abort.is_set():
                 raise Aborted("stop requested") from exc
+            if ctx.safety is not None and ctx.safety.unsafe.is_set():
+                return "close_up"  # the weather stopped it (a sky flat aborted): close up, retry later
             ctx.progress.record_fault(f"{state} skipped")
             ctx.note("warning", f"{state} skipped: {exc}")
             self._finish(ctx, state)
@@ -319,6 +364,13 @@ class NightRunner:
         if key and key not in ctx.progress.finished_activities:
             ctx.progress.finished_activities.append(key)
             ctx.progress_store.save(ctx.progress)
+
+
+def plan_tonight(seq: Sequence, night: dt.date, library: Library) -> Any:
+    """Tonight's plan for what the campaign still needs (finished entries are left out)."""
+    from agent.library.queries.campaign import campaign_progress
+
+    return plan_night(seq, night, progress=campaign_progress(library, seq, night))
 
 
 def run_night(

@@ -1,6 +1,6 @@
 """One module per state's activity. Each `run(ctx)` does the work and returns the event to fire."""
 
-from . import calibration, cooldown, flats, imaging, shutdown, startup, waiting
+from . import calibration, closed, cooldown, flats, imaging, shutdown, startup, waiting
 
 ACTIVITIES = {
     "startup": startup.run,
@@ -12,6 +12,7 @@ ACTIVITIES = {
     "imaging": imaging.run,
     "gap_calibration": calibration.run_gap,
     "morning_calibration": calibration.run_morning,
+    "closed": closed.run,
     "warmup": shutdown.run_warmup,
     "park": shutdown.run_park,
 }

@@ -7,17 +7,29 @@ missing, then builds the masters that are ready and calibrates the lights still 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from agent.devices import ServerLost
 from agent.errors import DeviceMissing, IndiError
+from agent.night.closeup import close_up_if_unsafe
 from agent.night.context import NightContext
 from agent.night.dispatch import active_gap, gap_key
 from agent.night.services import dark_jobs, finish_masters
 from agent.night.states.common import capture, close_cap_for_darks
 
 
-def _capture_jobs(ctx: NightContext, until: dt.datetime | None) -> bool:
-    """Capture what is missing; True when nothing is left, False when time ran out."""
+def must_close_up(ctx: NightContext) -> bool:
+    """Unsafe and not closed up yet: calibration stops so the runner closes up (the mount parks)."""
+    gate = ctx.safety
+    return gate is not None and gate.unsafe.is_set() and not gate.closed_up
+
+
+def capture_jobs(
+    ctx: NightContext, until: dt.datetime | None, keep_going: Callable[[], bool] | None = None
+) -> bool:
+    """Capture what is missing; True when nothing is left, False when time ran out or
+    `keep_going` said stop (the weather turned, the sky opened again)."""
+    keep_going = keep_going or (lambda: not must_close_up(ctx))
     if not ctx.cooler_ok and ctx.seq.camera.set_point is not None:
         ctx.note("warning", "darks, bias and dark flats skipped: the sensor is not at its set-point")
         return True
@@ -28,6 +40,8 @@ def _capture_jobs(ctx: NightContext, until: dt.datetime | None) -> bool:
     first_count: dict[tuple[str, float, str | None], int] = {}
     while True:
         ctx.check_abort()
+        if not keep_going():
+            return False
         jobs = [
             j
             for j in dark_jobs(ctx)
@@ -62,7 +76,7 @@ def run_gap(ctx: NightContext) -> str:
     gap = active_gap(ctx, ctx.now())
     if gap is None:
         return "dispatch"
-    done = _capture_jobs(ctx, gap.end)
+    done = capture_jobs(ctx, gap.end)
     if done:
         ctx.progress.finished_activities.append(gap_key(gap))
         ctx.progress_store.save(ctx.progress)
@@ -72,7 +86,8 @@ def run_gap(ctx: NightContext) -> str:
 def run_morning(ctx: NightContext) -> str:
     """Missing darks, bias and dark flats; then the masters, whatever happened to the capture."""
     try:
-        _capture_jobs(ctx, None)
+        while not capture_jobs(ctx, None):  # stopped only to close up for the weather: then go on
+            close_up_if_unsafe(ctx)
     except (ServerLost, DeviceMissing):
         raise  # the rig is gone: the runner makes it safe; the masters are built at the end regardless
     except IndiError as exc:

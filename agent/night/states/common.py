@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.errors import ExposureFailed, IndiError
-from agent.night.context import Aborted, NightContext
+from agent.night.context import Aborted, NightContext, SkyClosed
+from agent.night.housekeeping import check_space
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ def capture(
     that must match them, are taken in their block's mode); lights carry the mount's pointing.
     """
     ctx.check_abort()
+    if frame_type == "light":
+        ctx.check_sky()
+    check_space(ctx)
     cam = ctx.rig.camera
     cam.time_factor = ctx.clock.time_factor
     if readout_mode and cam.current_readout_mode() != readout_mode:
@@ -63,6 +67,8 @@ def capture(
     except ExposureFailed as exc:
         if ctx.abort.is_set():
             raise Aborted("stop requested") from exc
+        if ctx.sky_stop is not None and ctx.sky_stop.is_set() and ctx.safety is not None:
+            raise SkyClosed(ctx.safety.hold_reason() or "unsafe") from exc
         raise
     path = ctx.store_frame(frame, frame_type, exposure, filter_name, target)
     check_cooler(ctx)
@@ -97,6 +103,8 @@ def close_cap_for_darks(ctx: NightContext) -> bool:
     if panel.light_on():
         panel.light(False)
     panel.ensure_closed()
+    if ctx.sky_stop is not None:
+        ctx.sky_stop.covered = True
     return True
 
 
@@ -109,7 +117,15 @@ def open_cap_for_sky(ctx: NightContext) -> None:
         if panel.light_on():
             panel.light(False)
         if panel.has_cap:
+            ctx.check_sky()  # never open the cap into rain
             panel.ensure_open()
+            if ctx.sky_stop is not None:
+                ctx.sky_stop.covered = False
+            if ctx.safety is not None and ctx.safety.closed_up:
+                ctx.safety.closed_up = False
+                from agent.night.closeup import mark_reopened
+
+                mark_reopened(ctx)
     except IndiError as exc:
         ctx.note("warning", f"flat panel: {exc}")
         raise

@@ -22,11 +22,13 @@ def run(ctx: NightContext) -> str:
     forward = getattr(ctx.clock, "fast_forward", None)
     if fast and forward is not None:
         forward(until, float(fast))
+    woke_early = False
     try:
-        if not ctx.sleep_until(until):
+        if not ctx.sleep_until(until, alarm=True):
             raise Aborted("stop requested")
+        woke_early = ctx.now() < until  # the weather turned: back to normal speed to close up
     finally:
-        if fast and forward is not None and ctx.abort.is_set():
+        if fast and forward is not None and (ctx.abort.is_set() or woke_early):
             with contextlib.suppress(IndiError):
                 forward(None, 1.0)
     return "dispatch"

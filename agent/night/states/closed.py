@@ -1,0 +1,68 @@
+"""Closed: the sky may not be used. Close up, then turn the time into cap-closed calibration.
+
+Unsafe weather (or a reading grown stale) closes the cap and parks the mount at once; clouds seen
+in our own lights close the cap for a pause; a full disk only waits. While closed, the library's
+needs ledger picks the darks, bias and dark flats the lights need (their configurations first),
+until the sky may be used again — safe for the whole hysteresis — or the night moves on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agent.night.closeup import close_up_if_unsafe
+from agent.night.context import NightContext
+from agent.night.dispatch import Due, due
+from agent.night.housekeeping import DiskLow, space_problem
+from agent.night.states.calibration import capture_jobs, must_close_up
+
+SKY_ACTIVITIES = {"dusk_flats", "imaging", "dawn_flats"}
+NAP = dt.timedelta(minutes=5)
+
+
+def route(ctx: NightContext, now_due: Due) -> str:
+    """The activity to run: what is due, unless the sky is closed for it or the rig must close up."""
+    gate = ctx.safety
+    if gate is None:
+        return now_due.activity
+    if must_close_up(ctx):
+        return "closed"
+    if now_due.activity in SKY_ACTIVITIES and not gate.sky_ok(ctx.now()):
+        return "closed"
+    return now_due.activity
+
+
+def run(ctx: NightContext) -> str:
+    gate = ctx.safety
+    if gate is None:
+        return "dispatch"
+    close_up_if_unsafe(ctx)
+    announced: str | None = None
+    while True:
+        ctx.check_abort()
+        close_up_if_unsafe(ctx)
+        now = ctx.now()
+        now_due = due(ctx)
+        reason = gate.hold_reason(now)
+        if reason is None or now_due.activity not in SKY_ACTIVITIES:
+            return "dispatch"
+        ctx.status.update(activity="closed", hold=reason)
+        if reason != announced and not reason.startswith("unsafe"):
+            ctx.note("info", f"sky closed: {reason}")
+        announced = reason
+        wake = min(m for m in (now_due.until, gate.resume_at(), now + NAP) if m is not None)
+        problem = space_problem(ctx)
+        gate.set_disk_low(problem)
+        if problem is None:
+            try:
+                all_done = capture_jobs(ctx, now_due.until, keep_going=lambda: _still_closed(ctx))
+            except DiskLow:
+                all_done = True
+            if not all_done:
+                continue
+        ctx.sleep_until(max(wake, ctx.now() + dt.timedelta(seconds=30)), alarm=True)
+
+
+def _still_closed(ctx: NightContext) -> bool:
+    gate = ctx.safety
+    return gate is not None and not must_close_up(ctx) and not gate.sky_ok(ctx.now())

@@ -1,0 +1,32 @@
+"""Which night is next and when its work starts: cooling begins `cooldown_lead` before dusk."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agent.config import Sequence
+from agent.planner import default_night, plan_night
+
+
+def night_start(seq: Sequence, night: dt.date) -> dt.datetime:
+    """When the service wakes for `night`: the cooler's lead before the first thing the night does
+    (the dusk flats when they are taken, else sunset)."""
+    plan = plan_night(seq, night)
+    dusk = plan.sky_flat_windows[0]
+    first = dusk.start if seq.calibration.flats.sky_at_dusk and dusk.start else (plan.sunset or plan.start)
+    return first - dt.timedelta(seconds=seq.schedule.cooldown_lead)
+
+
+def night_over(seq: Sequence, night: dt.date, now: dt.datetime) -> bool:
+    """True once the morning of `night` is well past (the Sun is up and its work window closed)."""
+    plan = plan_night(seq, night)
+    end = plan.sunrise or plan.end
+    return now > end + dt.timedelta(hours=3)
+
+
+def current_night(seq: Sequence, now: dt.datetime, done: set[str]) -> dt.date:
+    """The night to work on: the one in progress, unless it is finished, then the next."""
+    night = default_night(seq.site.zone, now)
+    if night.isoformat() in done:
+        night += dt.timedelta(days=1)
+    return night

@@ -1,0 +1,63 @@
+"""The simulated observatory for `run --sim` and `serve --sim`: indiserver with our drivers, and
+the sequence pointed at the simulator's device names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.config import Sequence
+
+
+@dataclass
+class SimRig:
+    server: Any
+    home: str
+    names: dict[str, str]
+
+    @property
+    def address(self) -> str:
+        return str(self.server.address)
+
+    def adapt(self, seq: Sequence) -> Sequence:
+        """The sequence with the simulator's device names and address."""
+        devices = seq.indi.devices.model_copy(update=self.names)
+        return seq.model_copy(update={"indi": seq.indi.model_copy(update={"devices": devices, "address": self.address})})
+
+    def close(self) -> None:
+        self.server.__exit__(None, None, None)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def start_sim_rig(
+    seq: Sequence,
+    start: dt.datetime,
+    time_factor: float,
+    preset: str,
+    log_dir: Path,
+    weather: Path | None = None,
+) -> SimRig:
+    from indi_sim.config import SimConfig
+    from indi_sim.launch import SimServer
+
+    cfg = SimConfig(
+        preset=preset, seed=7, lat=seq.site.latitude, lon=seq.site.longitude,
+        elevation=seq.site.elevation, start=start.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        time_factor=time_factor, filters=list(seq.filters),
+    )
+    if weather is not None:
+        cfg.weather_scenario = str(weather)
+    if preset == "small":
+        cfg.width, cfg.height = 512, 384
+    home = tempfile.mkdtemp(prefix="obsagent-sim-home-")
+    server = SimServer(cfg, log_dir=str(log_dir))
+    server.env["HOME"] = home
+    server.start()
+    names = {
+        "camera": cfg.camera_name, "wheel": cfg.wheel_name, "flat_panel": cfg.panel_name, "mount": cfg.mount_name,
+    }
+    return SimRig(server, home, names)
