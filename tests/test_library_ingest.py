@@ -111,11 +111,11 @@ def test_unreadable_files_are_quarantined_with_reason_and_ingest_goes_on(tmp_pat
     with Library(tmp_path / "data") as lib:
         results = lib.ingest_paths([src])
         by_name = {Path(r.path).name: r for r in results}
-        assert [by_name[n].status for n in sorted(by_name)] == ["quarantined"] * 4 + ["added"]
+        assert [by_name[n].status for n in sorted(by_name)] == ["quarantined"] * 3 + ["skipped", "added"]
         assert "not a readable FITS" in str(by_name["b_text.fit"].reason)
         assert "INSTRUME" in str(by_name["c_nocamera.fits"].reason)
-        assert "master" in str(by_name["d_master.fits"].reason)
-        assert len(lib.frames(state="quarantined")) == 4
+        assert "a master" in str(by_name["d_master.fits"].reason)  # skipped: no row, never a raw frame
+        assert len(lib.frames(state="quarantined")) == 3
 
 
 def test_reingest_is_idempotent_and_copies_are_duplicates(tmp_path: Path) -> None:

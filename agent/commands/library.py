@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from agent.commands.library_ingest import add_arguments as add_ingest_arguments
 from agent.errors import ConfigError
 from agent.library.keys import CALIBRATION_TYPES, LOOSER_FIELDS, FrameType, LibraryPolicy, SensorKind
 from agent.library.store import Library
@@ -64,10 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             q.add_argument("--temperature-within", type=float, metavar="C",
                            help="limit of a looser temperature match, °C (needed with --allow-looser temperature)")  # fmt: skip
 
-    q = lsub.add_parser("ingest", help="record existing FITS files (folders are searched recursively)")
-    q.add_argument("paths", nargs="+", metavar="PATH")
-    q.add_argument("--type", choices=_TYPES, help="frame type for files whose header does not say")
-    q.add_argument("--no-build", action="store_true", help="only record; do not build masters now")
+    q = lsub.add_parser(
+        "ingest", help="record existing raw FITS files (folders searched recursively), or import --masters"
+    )
+    add_ingest_arguments(q)
     common(q, policy=True)
     q.set_defaults(handler=cmd_ingest)
 
@@ -210,52 +211,9 @@ def _print_sweep(report: SweepReport) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from agent.commands.library_ingest import cmd_ingest as run
 
-    from agent.library.ingest import iter_fits
-    from agent.library.sweep import sweep
-
-    policy = policy_from(args)
-    frame_type = FrameType(args.type) if args.type else None
-    with _open(args) as lib:
-        files = [p for p in iter_fits(args.paths)]
-        results = []
-        with Progress(
-            TextColumn("ingest"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            disable=args.json or not sys.stderr.isatty(),
-        ) as bar:
-            task = bar.add_task("ingest", total=len(files))
-            for f in files:
-                results.append(lib.ingest_file(f, frame_type=frame_type))
-                bar.advance(task)
-        report = sweep(lib, policy, build=not args.no_build)
-        _queue_for_upload(lib, report.masters_built)
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        if args.json:
-            _emit(
-                {
-                    "counts": counts,
-                    "quarantined": [
-                        {"path": r.path, "reason": r.reason} for r in results if r.status == "quarantined"
-                    ],
-                    "duplicates": [
-                        {"path": r.path, "reason": r.reason} for r in results if r.status == "duplicate"
-                    ],
-                    "sweep": report.as_dict(),
-                }
-            )
-            return 0
-        console = _console()
-        console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no FITS files found")
-        for r in results:
-            if r.status == "quarantined":
-                console.print(f"[red]quarantined[/red] {r.path}: {r.reason}")
-        _print_sweep(report)
-    return 0
+    return run(args, _open, policy_from(args), _emit, _console)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -451,7 +409,11 @@ def cmd_match(args: argparse.Namespace) -> int:
 
 
 def cmd_camera(args: argparse.Namespace) -> int:
+    from agent.library.camera_names import aliases_for, canonical_camera, known_spelling
+
     with _open(args) as lib:
+        if args.name:  # the name frames are keyed by, however the user spells it
+            args.name = known_spelling(lib.conn, canonical_camera(args.name, aliases_for(lib.conn)))
         if args.kind:
             if not args.name:
                 raise ConfigError("give the camera name: obsagent library camera NAME --kind ccd")

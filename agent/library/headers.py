@@ -1,8 +1,8 @@
-"""Reading a frame's configuration from the FITS header dialects capture programs write.
+"""Reading a raw frame's configuration from whichever program's header it has.
 
-NINA, Ekos/INDI, SharpCap, ASIAIR and obsagent's own capture spell the frame type and a few
-keywords differently; everything else is the common SBIG/MaxIm set (INSTRUME, GAIN, OFFSET,
-SET-TEMP, CCD-TEMP, EXPOSURE/EXPTIME, XBINNING, FILTER, READOUTM, DATE-OBS).
+The keywords of each program are read by `dialects`; files that are not raw frames (masters,
+calibrated lights, stacks, colour images) are recognised by `processed` and refused here with the
+reason, before anything is keyed; camera names are made canonical by `camera_names`.
 """
 
 from __future__ import annotations
@@ -14,31 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.errors import ObsAgentError
+from agent.library import dialects, processed
+from agent.library.camera_names import canonical_camera
 from agent.library.keys import FrameType, exposure_key
+from agent.library.processed import ProcessedEvidence
 
 if TYPE_CHECKING:
     from astropy.io import fits
-
-# Normalised IMAGETYP/FRAME spellings (lower case, spaces, '_' and '-' removed).
-_TYPE_WORDS: dict[str, FrameType] = {
-    "light": FrameType.LIGHT,
-    "lightframe": FrameType.LIGHT,
-    "object": FrameType.LIGHT,
-    "science": FrameType.LIGHT,
-    "dark": FrameType.DARK,
-    "darkframe": FrameType.DARK,
-    "bias": FrameType.BIAS,
-    "biasframe": FrameType.BIAS,
-    "zero": FrameType.BIAS,
-    "flat": FrameType.FLAT,
-    "flatframe": FrameType.FLAT,
-    "flatfield": FrameType.FLAT,
-    "skyflat": FrameType.FLAT,
-    "darkflat": FrameType.DARKFLAT,
-    "darkflatframe": FrameType.DARKFLAT,
-    "flatdark": FrameType.DARKFLAT,
-    "flatdarkframe": FrameType.DARKFLAT,
-}
 
 # Words in folder and file names (ASIAIR names files `Dark_180.0s_Bin1_...`).
 _PATH_WORDS: dict[str, FrameType] = {
@@ -59,6 +41,15 @@ _PATH_WORDS: dict[str, FrameType] = {
 
 class UnreadableFrame(ObsAgentError):
     """A file is not a raw frame the library can key; it is quarantined with this reason."""
+
+
+class ProcessedFile(UnreadableFrame):
+    """A master, calibrated light, stack or colour image: never a raw frame. Ingest skips it
+    (no row) and says why; masters are imported with `--masters`."""
+
+    def __init__(self, found: ProcessedEvidence) -> None:
+        super().__init__(found.reason())
+        self.found = found
 
 
 @dataclass(frozen=True)
@@ -94,37 +85,19 @@ class FrameInfo:
 
 
 def detect_dialect(header: fits.Header) -> str:
-    text = " ".join(
-        str(header.get(k, "")) for k in ("SWCREATE", "CREATOR", "PROGRAM", "ORIGIN", "SOFTWARE")
-    ).lower()
-    if "obsagent" in text:
-        return "obsagent"
-    if "n.i.n.a" in text or "nina" in text.split():
-        return "nina"
-    if "sharpcap" in text:
-        return "sharpcap"
-    if "asiair" in text:
-        return "asiair"
-    if "ekos" in text or "kstars" in text or "indi" in text:
-        return "ekos"
-    imagetyp = str(header.get("IMAGETYP", ""))
-    if imagetyp in ("Light Frame", "Dark Frame", "Flat Field", "Bias Frame", "Flat Frame"):
-        return "ekos"
-    return "generic"
+    return dialects.dialect(header)
 
 
 def frame_type_from_header(header: fits.Header) -> FrameType | None:
-    for keyword in ("IMAGETYP", "FRAMETYP", "FRAME"):
+    for keyword in dialects.TYPE_KEYWORDS:
         raw = header.get(keyword)
         if raw is None or str(raw).strip() == "":
             continue
-        word = re.sub(r"[\s_\-]+", "", str(raw).strip().lower())
-        if word.startswith("master"):
-            raise UnreadableFrame(f"{keyword} '{raw}' is a master, not a raw frame")
-        if word in _TYPE_WORDS:
-            return _TYPE_WORDS[word]
+        word = dialects.type_word(raw)
+        if word in dialects.TYPE_WORDS:
+            return dialects.TYPE_WORDS[word]
         raise UnreadableFrame(
-            f"unknown {keyword} '{raw}'; re-ingest with --type light|dark|flat|bias|darkflat"
+            f"unknown {keyword} '{str(raw).strip()}'; re-ingest with --type light|dark|flat|bias|darkflat"
         )
     return None
 
@@ -155,22 +128,24 @@ def parse_date_obs(value: str) -> float:
     return dt.timestamp()
 
 
-def _float(header: fits.Header, *names: str) -> float | None:
-    for name in names:
-        if name in header and header[name] not in (None, ""):
-            try:
-                return float(header[name])
-            except (TypeError, ValueError) as exc:
-                raise UnreadableFrame(f"{name} = {header[name]!r} is not a number") from exc
-    return None
+def capture_time(header: fits.Header, mtime: float | None, notes: list[str]) -> float:
+    date = dialects.text(header, "DATE-OBS", "DATE-BEG")
+    if date is not None:
+        try:
+            return parse_date_obs(date)
+        except ValueError as exc:
+            raise UnreadableFrame(f"DATE-OBS '{date}' is not an ISO date") from exc
+    if mtime is not None:
+        notes.append("no DATE-OBS, capture time from file time")
+        return mtime
+    raise UnreadableFrame("no DATE-OBS in header")
 
 
-def _text(header: fits.Header, *names: str) -> str | None:
-    for name in names:
-        value = header.get(name)
-        if value is not None and str(value).strip():
-            return str(value).strip()
-    return None
+def refuse_processed(header: fits.Header, shape: tuple[int, ...]) -> None:
+    """Raise `ProcessedFile` for a master, calibrated light, stack or colour image."""
+    found = processed.classify(header, shape)
+    if found is not None:
+        raise ProcessedFile(found)
 
 
 def frame_info(
@@ -181,10 +156,27 @@ def frame_info(
     *,
     frame_type: FrameType | None = None,
     mtime: float | None = None,
+    aliases: dict[str, str] | None = None,
 ) -> FrameInfo:
-    """Key a raw frame. `frame_type` overrides the header (for files written without IMAGETYP)."""
+    """Key a raw frame. `frame_type` overrides the header (for files written without IMAGETYP);
+    `aliases` is the user's camera table (see `camera_names`)."""
+    refuse_processed(header, shape)
+    try:
+        return _frame_info(header, shape, bitpix, path, frame_type, mtime, aliases)
+    except dialects.HeaderValueError as exc:
+        raise UnreadableFrame(str(exc)) from exc
+
+
+def _frame_info(
+    header: fits.Header,
+    shape: tuple[int, ...],
+    bitpix: int,
+    path: Path,
+    frame_type: FrameType | None,
+    mtime: float | None,
+    aliases: dict[str, str] | None,
+) -> FrameInfo:
     notes: list[str] = []
-    dialect = detect_dialect(header)
     ftype = frame_type
     if ftype is None:
         ftype = frame_type_from_header(header)
@@ -194,37 +186,27 @@ def frame_info(
             raise UnreadableFrame("no IMAGETYP in header and none in the file name; re-ingest with --type")
         notes.append("frame type from file name")
 
-    camera = _text(header, "INSTRUME", "CAMERA", "DETECTOR")
-    if camera is None:
+    written = dialects.camera_name(header)
+    if written is None:
         raise UnreadableFrame("no INSTRUME (camera name) in header")
+    camera = canonical_camera(written, aliases)
+    if camera != written:
+        notes.append(f"camera '{written}' keyed as '{camera}'")
 
     if len(shape) < 2:
         raise UnreadableFrame(f"image has {len(shape)} axes; a frame needs 2")
     height, width = int(shape[-2]), int(shape[-1])
 
-    xbin = _float(header, "XBINNING", "CCDXBIN")
-    ybin = _float(header, "YBINNING", "CCDYBIN")
-    if xbin is None:
+    bins = dialects.binning(header)
+    if bins is None:
         notes.append("no XBINNING, taken as 1")
-    binning = f"{int(xbin or 1)}x{int(ybin or xbin or 1)}"
+        bins = (1, 1)
 
-    exposure = _float(header, "EXPOSURE", "EXPTIME", "EXP")
+    exposure = dialects.exposure(header)
     if exposure is None:
         if ftype is not FrameType.BIAS:
             raise UnreadableFrame("no EXPOSURE or EXPTIME in header")
         exposure = 0.0
-
-    date = _text(header, "DATE-OBS", "DATE-BEG")
-    if date is not None:
-        try:
-            captured = parse_date_obs(date)
-        except ValueError as exc:
-            raise UnreadableFrame(f"DATE-OBS '{date}' is not an ISO date") from exc
-    elif mtime is not None:
-        captured = mtime
-        notes.append("no DATE-OBS, capture time from file time")
-    else:
-        raise UnreadableFrame("no DATE-OBS in header")
 
     keeps_filter = ftype in (FrameType.FLAT, FrameType.LIGHT)
     return FrameInfo(
@@ -232,29 +214,53 @@ def frame_info(
         camera=camera,
         width=width,
         height=height,
-        binning=binning,
-        gain=_float(header, "GAIN"),
-        offset=_float(header, "OFFSET"),
-        readout_mode=_text(header, "READOUTM", "READMODE"),
+        binning=f"{bins[0]}x{bins[1]}",
+        gain=dialects.gain(header),
+        offset=dialects.offset(header),
+        readout_mode=dialects.readout_mode(header),
         bit_depth=abs(int(bitpix)),
-        filter=_text(header, "FILTER") if keeps_filter else None,
+        filter=dialects.filter_name(header) if keeps_filter else None,
         exposure=float(exposure),
-        set_temp=_float(header, "SET-TEMP", "SETTEMP"),
-        ccd_temp=_float(header, "CCD-TEMP", "CCD_TEMP", "TEMPERAT"),
-        captured_at=captured,
-        dialect=dialect,
+        set_temp=dialects.set_point(header),
+        ccd_temp=dialects.sensor_temperature(header),
+        captured_at=capture_time(header, mtime, notes),
+        dialect=dialects.dialect(header),
         notes=tuple(notes),
     )
 
 
-def read_frame_info(path: Path, *, frame_type: FrameType | None = None) -> FrameInfo:
-    """Open a file and key it; any problem becomes `UnreadableFrame` with the reason."""
+def read_frame_info(
+    path: Path, *, frame_type: FrameType | None = None, aliases: dict[str, str] | None = None
+) -> FrameInfo:
+    """Open a file and key it; any problem becomes `UnreadableFrame` with the reason (a
+    processed file becomes its subclass `ProcessedFile`)."""
     from agent.errors import CorruptFile
     from agent.fitsfile import read_fits
 
     try:
         data, header = read_fits(path)
-    except CorruptFile as exc:
+    except CorruptFile as exc:  # a cube is refused by the reader: say what it is if the header can
+        found = _classify_header_only(path)
+        if found is not None:
+            raise ProcessedFile(found) from exc
         raise UnreadableFrame(str(exc)) from exc
     bitpix = int(header.get("BITPIX", 16))
-    return frame_info(header, data.shape, bitpix, path, frame_type=frame_type, mtime=path.stat().st_mtime)
+    return frame_info(
+        header, data.shape, bitpix, path, frame_type=frame_type, mtime=path.stat().st_mtime, aliases=aliases
+    )
+
+
+def _classify_header_only(path: Path) -> ProcessedEvidence | None:
+    """Classify a file the image reader refused, from its first image header alone."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, lazy_load_hdus=True) as hdul:
+            for hdu in hdul:
+                naxis = int(hdu.header.get("NAXIS", 0))
+                if naxis >= 2:
+                    shape = tuple(int(hdu.header.get(f"NAXIS{i}", 1)) for i in range(naxis, 0, -1))
+                    return processed.classify(hdu.header, shape)
+    except (OSError, ValueError, TypeError):
+        return None
+    return None

@@ -12,22 +12,23 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.library import frame_checks
+from agent.library.camera_names import aliases_for, known_spelling
 from agent.library.database import Database, LibraryError
-from agent.library.headers import FrameInfo, UnreadableFrame, read_frame_info
+from agent.library.headers import FrameInfo, ProcessedFile, UnreadableFrame, read_frame_info
 from agent.library.keys import FrameType
 from agent.library.sensor_kinds import ensure_camera
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz", ".fit.gz")  # as `agent.fitsfile` reads
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
 
 
 @dataclass(frozen=True)
 class IngestResult:
     path: str
-    status: str  # added | unchanged | updated | duplicate | quarantined | missing
+    status: str  # added | unchanged | updated | duplicate | quarantined | skipped | missing
     frame_id: int | None = None
     reason: str | None = None
 
@@ -61,10 +62,14 @@ def ingest_file(
     if duplicate is not None:
         return IngestResult(key, "duplicate", int(duplicate["id"]), reason=f"same bytes as {duplicate['path']}")
     try:
-        info: FrameInfo | None = read_frame_info(p, frame_type=frame_type)
+        info: FrameInfo | None = read_frame_info(p, frame_type=frame_type, aliases=aliases_for(conn))
         reason = None
+    except ProcessedFile as exc:  # a master, calibrated light or stack: no row, never a raw frame
+        return IngestResult(key, "skipped", None, str(exc))
     except UnreadableFrame as exc:
         info, reason = None, str(exc)
+    if info is not None:
+        info = replace(info, camera=known_spelling(conn, info.camera))
     gated = frame_checks.gate(p, info) if info is not None else None
     with db.transaction() as c:
         if existing is not None:
