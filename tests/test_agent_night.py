@@ -58,11 +58,11 @@ def write_sequence(tmp: Path, flats: str = "panel") -> Path:
     return path
 
 
-def start_sim(sim_server: Callable[..., object], seq_path: Path) -> object:
+def start_sim(sim_server: Callable[..., object], seq_path: Path, **extra: object) -> object:
     seq = load_sequence(seq_path)
     start = sim_start_for(seq, NIGHT).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return sim_server(start=start, time_factor=FACTOR, lat=52.52, lon=13.40, width=256, height=192,
-                      filters=list(seq.filters), cosmic_rays=False)
+                      filters=list(seq.filters), cosmic_rays=False, **extra)
 
 
 def night_runner(seq_path: Path, server: object, data: Path) -> object:
@@ -90,11 +90,13 @@ def library(data: Path) -> sqlite3.Connection:
 def assert_night_complete(data: Path) -> None:
     """Every light calibrated, masters for every configuration the lights used, no frame lost or twice."""
     night_dir = (data / "frames" / NIGHT.isoformat()).resolve()
-    files = sorted(str(p.resolve()) for p in night_dir.rglob("*.fits"))
+    # the library records paths relative to the data folder
+    files = sorted(p.resolve().relative_to(data.resolve()).as_posix() for p in night_dir.rglob("*.fits"))
+    under = f"frames/{NIGHT.isoformat()}/%"
     with library(data) as conn:
-        rows = [r["path"] for r in conn.execute("SELECT path FROM frames WHERE path LIKE ?", (f"{night_dir}/%",))]
+        rows = [r["path"] for r in conn.execute("SELECT path FROM frames WHERE path LIKE ?", (under,))]
         assert sorted(rows) == files, "every frame on disk has exactly one library row"
-        checksums = [r[0] for r in conn.execute("SELECT checksum FROM frames WHERE path LIKE ?", (f"{night_dir}/%",))]
+        checksums = [r[0] for r in conn.execute("SELECT checksum FROM frames WHERE path LIKE ?", (under,))]
         assert len(checksums) == len(set(checksums)), "no frame stored twice"
         lights = conn.execute(
             "SELECT f.path, f.filter, f.exposure, l.status, l.reason FROM lights l JOIN frames f ON f.id = l.frame_id"

@@ -34,7 +34,7 @@ def night_count(lib: Library, night_dir: Path, frame_type: str, exposure: float 
     pattern = f"{prefix}_{exposure:g}s_" if exposure is not None else f"{prefix}_"
     rows = lib.conn.execute(
         "SELECT COUNT(*) FROM frames WHERE path LIKE ? AND state != 'quarantined'",
-        (f"{folder.resolve()}/{pattern}%",),
+        (f"{lib.stored(folder)}/{pattern}%",),  # recorded relative to the data folder
     ).fetchone()
     return int(rows[0])
 

@@ -13,7 +13,7 @@ def sources(sync_library: SyncLibrary, master_id: int) -> list[Path]:
     rows = sync_library.lib.conn.execute(
         "SELECT f.path FROM master_sources ms JOIN frames f ON f.id = ms.frame_id WHERE ms.master_id = ?", (master_id,)
     )
-    return [Path(r[0]) for r in rows]
+    return [sync_library.lib.on_disk(r[0]) for r in rows]  # recorded relative to the data folder
 
 
 def test_nearly_full_disk_frees_only_confirmed_masters_raw_frames(sync_library: SyncLibrary, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def build_finished_night(root: Path) -> FinishedNight:
 
         used = json.loads(row[0])
         lib.record_light_calibration(
-            warned, status="calibrated", masters_used=used, output_path=row[1],
+            warned, status="calibrated", masters_used=used, output_path=str(lib.on_disk(row[1])),
             warnings=[f"looser dark match allowed by the sequence file: master #{used['dark']} differs in "
                       "temperature (-10.0 °C vs -8.0 °C)"],
         )  # fmt: skip

@@ -9,6 +9,7 @@ from agent.commands.devices import add_indi_option
 from agent.devices import FRAME_TYPES, IndiClient, parse_address
 from agent.devices.rig import connect_rig
 from agent.errors import ObsAgentError
+from agent.outputs import output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,7 @@ def frame_filename(frame_type: str, filter_name: str | None, exposure: float, in
 
 
 def run(args: argparse.Namespace) -> int:
+    output_folder(args.out, "--out")
     if args.count < 1:
         raise ObsAgentError("--count must be at least 1")
     if args.exposure < 0:

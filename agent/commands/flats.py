@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from agent.commands.devices import add_indi_option
 from agent.errors import ConfigError, ObsAgentError
+from agent.outputs import output_folder
 
 if TYPE_CHECKING:
     from agent.clock import Clock
@@ -45,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        output_folder(args.out, "--out")
     from agent.config import load_sequence
     from agent.devices import IndiClient, parse_address
     from agent.devices.rig import connect_rig

@@ -8,6 +8,7 @@ import json
 
 from agent.config import load_sequence
 from agent.errors import ConfigError
+from agent.outputs import output_file
 from agent.planner import NightPlan, default_night, plan_night
 
 
@@ -30,6 +31,8 @@ def _parse_date(text: str) -> dt.date:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plot:
+        output_file(args.plot, "--plot")
     seq = load_sequence(args.file)
     date = _parse_date(args.date) if args.date else default_night(seq.site.zone)
     plan = plan_night(seq, date)

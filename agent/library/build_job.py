@@ -184,10 +184,13 @@ def _build(lib: Library, job: sqlite3.Row, recipe: str) -> int:
         raise RuntimeError("none of the job's frames is still accumulating")
     temps = [float(f["temperature"]) for f in frames if f["temperature"] is not None]
     key = ConfigKey.from_row(inputs["key"], temperature=round(statistics.median(temps), 2) if temps else None)
-    for name, master_file in (("darkflat", inputs.get("darkflat")), ("bias", inputs.get("bias"))):
+    # recorded relative to the data folder: the stacker gets where the files are now
+    recorded = {"darkflat": inputs.get("darkflat"), "bias": inputs.get("bias")}
+    calibration = {name: str(lib.on_disk(str(value))) if value else None for name, value in recorded.items()}
+    for name, master_file in calibration.items():
         if master_file and not Path(master_file).is_file():
             raise FileNotFoundError(f"master {name} {master_file} is missing")
-    paths = [str(f["path"]) for f in frames]
+    paths = [str(lib.on_disk(str(f["path"]))) for f in frames]
     target = master_path(lib, key, job_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     build = load_recipe(recipe)
@@ -205,8 +208,8 @@ def _build(lib: Library, job: sqlite3.Row, recipe: str) -> int:
     master = build(
         key.frame_type,
         paths,
-        darkflat=inputs.get("darkflat"),
-        bias=inputs.get("bias"),
+        darkflat=calibration["darkflat"],
+        bias=calibration["bias"],
         header=header,
         **extra,
     )
@@ -262,7 +265,7 @@ def register_master(
                 *key.exact(),
                 key.temperature,
                 statistics.median(exposures) if exposures else None,
-                str(target),
+                lib.stored(target),
                 len(ids),
                 method,
                 json.dumps(stats, default=str),

@@ -126,7 +126,7 @@ def flat_inputs(
         darkflat_key = group.key.for_type(FrameType.DARKFLAT, exposure)
         choice = choose_master(lib, darkflat_key, strict)
         if choice.master is not None:
-            return {"darkflat": choice.master.path, "darkflat_id": choice.master.id}
+            return {"darkflat": lib.stored(choice.master.path), "darkflat_id": choice.master.id}
         pending = [
             g
             for g in (lib.groups(policy, FrameType.DARKFLAT) if darkflat_groups is None else darkflat_groups)
@@ -145,7 +145,7 @@ def flat_inputs(
             )
     bias = choose_master(lib, group.key.for_type(FrameType.BIAS), strict)
     if bias.master is not None:
-        return {"bias": bias.master.path, "bias_id": bias.master.id}
+        return {"bias": lib.stored(bias.master.path), "bias_id": bias.master.id}
     if len(keys) == 1:
         return f"waiting for a master dark flat at {next(iter(keys)):g} s or a master bias"
     return "flats of several exposures: waiting for a master bias"

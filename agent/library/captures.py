@@ -12,6 +12,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+from agent.library.locations import disk_path, like_under
+
 FILTERED_TYPES = ("light", "flat")
 
 
@@ -50,6 +52,7 @@ def capture_path(
 
 def count_captured(
     conn: sqlite3.Connection,
+    root: Path,
     night_dir: Path,
     frame_type: str,
     exposure: float | None,
@@ -68,34 +71,32 @@ def count_captured(
     pattern = f"{prefix}_{exposure:g}s_" if exposure is not None else f"{prefix}_"
     row = conn.execute(
         "SELECT COUNT(*) FROM frames WHERE path LIKE ? AND state != 'quarantined'",
-        (f"{folder.resolve()}/{pattern}%",),
+        (like_under(root, folder)[:-1] + f"{pattern}%",),
     ).fetchone()
     return int(row[0])
 
 
-def _under(folder: Path) -> str:
-    return f"{folder.resolve()}/%"
+def known_paths(conn: sqlite3.Connection, root: Path, folder: Path) -> set[str]:
+    """Paths (on disk now, resolved) of the rows recorded under `folder`, to find files a crash
+    left without a row. `root` is the data folder, resolved."""
+    rows = conn.execute("SELECT path FROM frames WHERE path LIKE ?", (like_under(root, folder),))
+    return {str(disk_path(root, str(r[0]))) for r in rows}
 
 
-def known_paths(conn: sqlite3.Connection, folder: Path) -> set[str]:
-    """Paths of the rows recorded under `folder` (to find files a crash left without a row)."""
-    return {str(r[0]) for r in conn.execute("SELECT path FROM frames WHERE path LIKE ?", (_under(folder),))}
-
-
-def lights_to_calibrate(conn: sqlite3.Connection, folder: Path) -> list[Path]:
+def lights_to_calibrate(conn: sqlite3.Connection, root: Path, folder: Path) -> list[Path]:
     """Lights under `folder` not calibrated yet: pending, waiting for masters, or calibrated by a stale one."""
     rows = conn.execute(
         "SELECT f.path FROM lights l JOIN frames f ON f.id = l.frame_id "
         "WHERE l.status IN ('pending', 'no_masters', 'stale') AND f.path LIKE ? ORDER BY f.id",
-        (_under(folder),),
+        (like_under(root, folder),),
     )
-    return [Path(r[0]) for r in rows]
+    return [disk_path(root, str(r[0])) for r in rows]
 
 
-def night_summary(conn: sqlite3.Connection, folder: Path) -> tuple[dict[str, int], dict[str, int], set[int]]:
+def night_summary(conn: sqlite3.Connection, root: Path, folder: Path) -> tuple[dict[str, int], dict[str, int], set[int]]:
     """For the morning report: frames by type, lights by status, and the masters built from
     frames under `folder`."""
-    under = (_under(folder),)
+    under = (like_under(root, folder),)
     captured = {
         str(r[0]): int(r[1])
         for r in conn.execute("SELECT frame_type, COUNT(*) FROM frames WHERE path LIKE ? GROUP BY frame_type", under)
@@ -118,10 +119,10 @@ def night_summary(conn: sqlite3.Connection, folder: Path) -> tuple[dict[str, int
     return captured, lights, masters
 
 
-def night_gates(conn: sqlite3.Connection, folder: Path) -> list[dict[str, str]]:
+def night_gates(conn: sqlite3.Connection, root: Path, folder: Path) -> list[dict[str, str]]:
     """Every quality gate that fired on frames under `folder`: frames quarantined or rejected
     (and why), and lights whose calibration failed (and why)."""
-    under = (_under(folder),)
+    under = (like_under(root, folder),)
     gates = [
         {"gate": "frame " + str(r[1]), "file": Path(str(r[0])).name, "reason": str(r[2] or "")}
         for r in conn.execute(

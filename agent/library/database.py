@@ -14,6 +14,7 @@ from typing import Protocol
 
 from agent.errors import ObsAgentError
 from agent.library.keys import KEY_COLUMNS
+from agent.outputs import create_empty
 
 DB_NAME = "library.sqlite"
 
@@ -23,16 +24,21 @@ class LibraryError(ObsAgentError):
 
 
 class Database(Protocol):
-    """What a module that writes needs of the library: its connection for reads, and its own
-    `transaction()` for writes, so a library opened read-only refuses them in its own words."""
+    """What a module that writes needs of the library: its connection for reads, its own
+    `transaction()` for writes (so a library opened read-only refuses them in its own words), and
+    its data folder (resolved), which recorded paths are relative to."""
 
     conn: sqlite3.Connection
+    folder: Path
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
 
 def connect(db_path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (writes go through `transaction`), rows by column name."""
+    """A connection in autocommit mode (writes go through `transaction`), rows by column name.
+    A new database file is created first with the user's umask (SQLite alone makes it 0644, and
+    its -wal and -shm files copy the database's mode), so a shared data folder stays readable."""
+    create_empty(db_path)
     conn = sqlite3.connect(db_path, timeout=30.0, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")

@@ -20,6 +20,7 @@ from agent.library.camera_names import aliases_for, known_spelling
 from agent.library.database import Database, LibraryError
 from agent.library.headers import FrameInfo, ProcessedFile, UnreadableFrame, read_frame_info
 from agent.library.keys import FrameType
+from agent.library.locations import disk_path, stored_path
 from agent.library.sensor_kinds import ensure_camera
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
@@ -44,28 +45,30 @@ def ingest_file(
     """Record one file. Idempotent: the same path with the same bytes is left alone; a
     file the library cannot key is quarantined with the reason, never raised."""
     p = Path(path).resolve()
-    key = str(p)
+    shown = str(p)
+    key = stored_path(db.folder, p)  # relative inside the data folder, absolute outside
     if not p.is_file():
-        return IngestResult(key, "missing", reason="no such file")
+        return IngestResult(shown, "missing", reason="no such file")
     checksum = file_checksum(p)
     size = p.stat().st_size
     conn = db.conn
     existing = conn.execute("SELECT id, checksum, state FROM frames WHERE path = ?", (key,)).fetchone()
     if existing is not None and existing["checksum"] == checksum and existing["state"] != "quarantined":
-        return IngestResult(key, "unchanged", int(existing["id"]))
+        return IngestResult(shown, "unchanged", int(existing["id"]))
     if existing is not None and existing["state"] in ("in_master",):
-        return IngestResult(key, "unchanged", int(existing["id"]), reason="file changed after it went into a master")
+        return IngestResult(shown, "unchanged", int(existing["id"]), reason="file changed after it went into a master")
     duplicate = conn.execute(
         "SELECT id, path FROM frames WHERE checksum = ? AND path != ? AND state != 'quarantined'",
         (checksum, key),
     ).fetchone()
     if duplicate is not None:
-        return IngestResult(key, "duplicate", int(duplicate["id"]), reason=f"same bytes as {duplicate['path']}")
+        other = disk_path(db.folder, str(duplicate["path"]))
+        return IngestResult(shown, "duplicate", int(duplicate["id"]), reason=f"same bytes as {other}")
     try:
         info: FrameInfo | None = read_frame_info(p, frame_type=frame_type, aliases=aliases_for(conn))
         reason = None
     except ProcessedFile as exc:  # a master, calibrated light or stack: no row, never a raw frame
-        return IngestResult(key, "skipped", None, str(exc))
+        return IngestResult(shown, "skipped", None, str(exc))
     except UnreadableFrame as exc:
         info, reason = None, str(exc)
     if info is not None:
@@ -77,8 +80,8 @@ def ingest_file(
             c.execute("DELETE FROM frames WHERE id = ?", (existing["id"],))
         frame_id = insert_frame(c, key, checksum, size, info, reason or gated)
     if info is None or gated is not None:
-        return IngestResult(key, "quarantined", frame_id, reason or gated)
-    return IngestResult(key, "updated" if existing is not None else "added", frame_id)
+        return IngestResult(shown, "quarantined", frame_id, reason or gated)
+    return IngestResult(shown, "updated" if existing is not None else "added", frame_id)
 
 
 def insert_frame(
@@ -147,12 +150,14 @@ def insert_frame(
     return frame_id
 
 
-def find_orphans(conn: sqlite3.Connection, frames_dir: Path) -> list[Path]:
-    """Frames our capture wrote whose row was never committed (crash between the two)."""
+def find_orphans(conn: sqlite3.Connection, root: Path, frames_dir: Path) -> list[Path]:
+    """Frames our capture wrote whose row was never committed (crash between the two);
+    `root` is the data folder (resolved), which recorded paths are relative to."""
     if not frames_dir.exists():
         return []
-    known = {r[0] for r in conn.execute("SELECT path FROM frames WHERE path LIKE ?", (f"{frames_dir}%",))}
-    return [p for p in iter_fits([frames_dir]) if str(p.resolve()) not in known]
+    pattern = stored_path(root, frames_dir) + "%"
+    known = {r[0] for r in conn.execute("SELECT path FROM frames WHERE path LIKE ?", (pattern,))}
+    return [p for p in iter_fits([frames_dir]) if stored_path(root, p) not in known]
 
 
 def iter_fits(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Path]:

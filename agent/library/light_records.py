@@ -7,8 +7,10 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from agent.library.database import Database
+from agent.library.locations import disk_path
 
 
 def record_light_calibration(
@@ -40,9 +42,10 @@ def record_light_calibration(
 
 
 def list_lights(
-    conn: sqlite3.Connection, status: str | None = None, limit: int | None = None
+    conn: sqlite3.Connection, root: Path, status: str | None = None, limit: int | None = None
 ) -> list[dict[str, object]]:
-    """Lights with their frame's configuration and calibration record, newest capture first."""
+    """Lights with their frame's configuration and calibration record, newest capture first;
+    `path` and `output_path` where the files are now (`root`: the data folder, resolved)."""
     sql = (
         "SELECT f.id, f.path, f.camera, f.filter, f.exposure, f.temperature, f.captured_at, "
         "f.gain, f.offset, f.binning, l.status, l.masters_used, l.warnings, l.output_path, l.reason "
@@ -60,5 +63,8 @@ def list_lights(
         d = dict(r)
         d["masters_used"] = json.loads(str(d["masters_used"]))
         d["warnings"] = json.loads(str(d["warnings"]))
+        d["path"] = str(disk_path(root, str(d["path"])))
+        if d["output_path"]:
+            d["output_path"] = str(disk_path(root, str(d["output_path"])))
         out.append(d)
     return out

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 from agent.library.database import LibraryError, key_clause
 from agent.library.keys import ConfigKey, FrameType
+from agent.library.locations import disk_path
 
 
 @dataclass(frozen=True)
 class MasterRecord:
+    """A master as recorded; `path` is where its file is now (the row keeps it relative to the
+    data folder)."""
+
     id: int
     key: ConfigKey
     exposure: float | None
@@ -38,12 +43,13 @@ class MasterRecord:
         }
 
 
-def master_from_row(row: sqlite3.Row) -> MasterRecord:
+def master_from_row(row: sqlite3.Row, root: Path) -> MasterRecord:
+    """The record of a `masters` row of the library in data folder `root` (resolved)."""
     return MasterRecord(
         id=int(row["id"]),
         key=ConfigKey.from_row(row, temperature=row["temperature"]),
         exposure=row["exposure"],
-        path=str(row["path"]),
+        path=str(disk_path(root, str(row["path"]))),
         n_sources=int(row["n_sources"]),
         method=str(row["method"]),
         stats=json.loads(str(row["stats"])),
@@ -55,7 +61,7 @@ def master_from_row(row: sqlite3.Row) -> MasterRecord:
 
 
 def list_masters(
-    conn: sqlite3.Connection, *, current_only: bool = False, frame_type: FrameType | None = None
+    conn: sqlite3.Connection, root: Path, *, current_only: bool = False, frame_type: FrameType | None = None
 ) -> list[MasterRecord]:
     sql = "SELECT * FROM masters WHERE 1=1"
     args: list[object] = []
@@ -64,21 +70,21 @@ def list_masters(
     if frame_type is not None:
         sql += " AND frame_type = ?"
         args.append(frame_type.value)
-    return [master_from_row(r) for r in conn.execute(sql + " ORDER BY id", args)]
+    return [master_from_row(r, root) for r in conn.execute(sql + " ORDER BY id", args)]
 
 
-def find_master(conn: sqlite3.Connection, master_id: int) -> MasterRecord:
+def find_master(conn: sqlite3.Connection, root: Path, master_id: int) -> MasterRecord:
     row = conn.execute("SELECT * FROM masters WHERE id = ?", (master_id,)).fetchone()
     if row is None:
         raise LibraryError(f"no master #{master_id}; list them with `obsagent library masters`")
-    return master_from_row(row)
+    return master_from_row(row, root)
 
 
 def candidate_masters(
-    conn: sqlite3.Connection, key: ConfigKey, relax: frozenset[str] = frozenset()
+    conn: sqlite3.Connection, root: Path, key: ConfigKey, relax: frozenset[str] = frozenset()
 ) -> list[MasterRecord]:
     """Masters whose exact key agrees with `key` except in the relaxed fields."""
     skip = set(relax) | ({"exposure_key"} if "exposure" in relax else set())
     where, args = key_clause(key.exact(), frozenset(skip))
     rows = conn.execute(f"SELECT * FROM masters WHERE {where} ORDER BY id", args)
-    return [master_from_row(r) for r in rows]
+    return [master_from_row(r, root) for r in rows]

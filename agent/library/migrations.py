@@ -8,9 +8,14 @@ append a new one.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.library.database import LibraryError
+from agent.library.locations import database_folder, relative_paths
+
+# A step is SQL, or a function given the connection and the data folder (the database's own).
+Step = str | Callable[[sqlite3.Connection, Path], None]
 
 _KEY_COLUMNS_SQL = """
     frame_type   TEXT,
@@ -27,7 +32,7 @@ _KEY_COLUMNS_SQL = """
     exposure_key REAL,
 """
 
-MIGRATIONS: list[tuple[int, str]] = [
+MIGRATIONS: list[tuple[int, Step]] = [
     (
         1,
         f"""
@@ -119,6 +124,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX jobs_state ON jobs (state);
         """,
     ),
+    # Paths inside the data folder become relative to it, so the folder can be moved.
+    (2, relative_paths),
 ]
 
 
@@ -180,8 +187,11 @@ def migrate(conn: sqlite3.Connection) -> int:
             if current_version(conn) >= number:
                 conn.execute("COMMIT")
                 continue
-            for statement in _statements(script):
-                conn.execute(statement)
+            if callable(script):
+                script(conn, database_folder(conn))
+            else:
+                for statement in _statements(script):
+                    conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
             conn.execute("COMMIT")
         except BaseException:

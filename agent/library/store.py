@@ -11,6 +11,7 @@ files without rows are found by the sweep (`orphans`) and ingested.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -24,6 +25,7 @@ from agent.library.database import DB_NAME, LibraryError, connect, key_clause, t
 from agent.library.grouping import Group, cluster_temperatures
 from agent.library.ingest import FITS_SUFFIXES, IngestResult, file_checksum, iter_fits
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, SensorKind
+from agent.library.locations import MissingFiles, check_files, disk_path, stored_path
 from agent.library.master_records import MasterRecord, master_from_row
 from agent.library.migrations import check_not_newer, migrate
 
@@ -46,23 +48,28 @@ __all__ = [
     "master_from_row",
 ]
 
+log = logging.getLogger(__name__)
+
 
 class Library:
     """Frames, masters, lights and build jobs of one data directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, check: bool = True) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        self.folder = root.resolve()
         self.db_path = root / DB_NAME
         check_not_newer(self.db_path)  # before connect: opening for writing may change the file
         self.conn = connect(self.db_path)
         self.schema_version = migrate(self.conn)
+        if check:
+            self.warn_missing()
 
     @classmethod
-    def open(cls, data: str | os.PathLike[str] | None = None) -> Library:
+    def open(cls, data: str | os.PathLike[str] | None = None, *, check: bool = True) -> Library:
         from agent.paths import data_dir
 
-        return cls(data_dir(data))
+        return cls(data_dir(data), check=check)
 
     def close(self) -> None:
         self.conn.close()
@@ -72,6 +79,28 @@ class Library:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # where files are -------------------------------------------------------------------------
+
+    def stored(self, path: str | os.PathLike[str]) -> str:
+        """How a file is recorded: relative inside the data folder, absolute outside it."""
+        return stored_path(self.folder, path)
+
+    def on_disk(self, stored: str | os.PathLike[str]) -> Path:
+        """Where a recorded file is now (relative records are inside the data folder)."""
+        return disk_path(self.folder, stored)
+
+    def missing_files(self, sample: int = 64) -> MissingFiles:
+        """Current masters and a sample of frames the library records but the disk lacks."""
+        return check_files(self.conn, self.folder, sample)
+
+    def warn_missing(self) -> str | None:
+        """Log (and return) one warning line when recorded files are missing on disk, so a
+        folder copied without its frames or masters never reads as an empty library."""
+        line = self.missing_files().warning(self.folder)
+        if line is not None:
+            log.warning("%s", line)
+        return line
 
     @property
     def masters_dir(self) -> Path:
@@ -134,7 +163,7 @@ class Library:
 
     def orphans(self) -> list[Path]:
         """Frames our capture wrote whose row was never committed (crash between the two)."""
-        return ingest.find_orphans(self.conn, self.frames_dir)
+        return ingest.find_orphans(self.conn, self.folder, self.frames_dir)
 
     # the night's captures ------------------------------------------------------------------
 
@@ -152,33 +181,33 @@ class Library:
     ) -> int:
         """How many frames of this type, exposure, filter and target the night stored under
         `night_dir` (see `captures.count_captured`); quarantined files do not count."""
-        return captures.count_captured(self.conn, night_dir, frame_type, exposure, filter_name, target)
+        return captures.count_captured(self.conn, self.folder, night_dir, frame_type, exposure, filter_name, target)
 
     def known_paths(self, folder: Path) -> set[str]:
-        """Paths the library has rows for under `folder`."""
-        return captures.known_paths(self.conn, folder)
+        """Paths (on disk, resolved) the library has rows for under `folder`."""
+        return captures.known_paths(self.conn, self.folder, folder)
 
     def lights_to_calibrate(self, folder: Path) -> list[Path]:
         """Lights under `folder` still to calibrate (pending, no masters yet, or a stale master)."""
-        return captures.lights_to_calibrate(self.conn, folder)
+        return captures.lights_to_calibrate(self.conn, self.folder, folder)
 
     def night_summary(self, folder: Path) -> tuple[dict[str, int], dict[str, int], set[int]]:
         """Frames by type, lights by status and the ids of masters built from frames under `folder`."""
-        return captures.night_summary(self.conn, folder)
+        return captures.night_summary(self.conn, self.folder, folder)
 
     def night_gates(self, folder: Path) -> list[dict[str, str]]:
         """The quality gates that fired on frames under `folder`, each with its reason."""
-        return captures.night_gates(self.conn, folder)
+        return captures.night_gates(self.conn, self.folder, folder)
 
     def frame_path(self, frame_id: int) -> Path | None:
         """Where the frame with this id is stored, or None if there is no such frame."""
         row = self.conn.execute("SELECT path FROM frames WHERE id = ?", (frame_id,)).fetchone()
-        return None if row is None else Path(str(row[0]))
+        return None if row is None else self.on_disk(str(row[0]))
 
     def light_frame(self, path: str | os.PathLike[str]) -> sqlite3.Row | None:
-        """The frame row of a light recorded at `path`, or None."""
+        """The frame row of a light recorded at `path`, or None (its `path` as recorded)."""
         row: sqlite3.Row | None = self.conn.execute(
-            "SELECT * FROM frames WHERE path = ? AND frame_type = 'light'", (str(Path(path).resolve()),)
+            "SELECT * FROM frames WHERE path = ? AND frame_type = 'light'", (self.stored(path),)
         ).fetchone()
         return row
 
@@ -203,14 +232,16 @@ class Library:
     # masters -------------------------------------------------------------------------------
 
     def masters(self, *, current_only: bool = False, frame_type: FrameType | None = None) -> list[MasterRecord]:
-        return master_records.list_masters(self.conn, current_only=current_only, frame_type=frame_type)
+        return master_records.list_masters(
+            self.conn, self.folder, current_only=current_only, frame_type=frame_type
+        )
 
     def master(self, master_id: int) -> MasterRecord:
-        return master_records.find_master(self.conn, master_id)
+        return master_records.find_master(self.conn, self.folder, master_id)
 
     def candidate_masters(self, key: ConfigKey, relax: frozenset[str] = frozenset()) -> list[MasterRecord]:
         """Masters whose exact key agrees with `key` except in the relaxed fields."""
-        return master_records.candidate_masters(self.conn, key, relax)
+        return master_records.candidate_masters(self.conn, self.folder, key, relax)
 
     # lights --------------------------------------------------------------------------------
 
@@ -231,12 +262,13 @@ class Library:
             status=status,
             masters_used=masters_used,
             warnings=warnings,
-            output_path=output_path,
+            output_path=None if output_path is None else self.stored(output_path),
             reason=reason,
         )
 
     def lights(self, status: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
-        return light_records.list_lights(self.conn, status, limit)
+        """Lights with their frame's configuration; `path` and `output_path` as on disk now."""
+        return light_records.list_lights(self.conn, self.folder, status, limit)
 
     # frames and totals ---------------------------------------------------------------------
 
@@ -258,6 +290,7 @@ class Library:
         for r in self.conn.execute(sql, args):
             d = dict(r)
             d["quality_flags"] = json.loads(str(d["quality_flags"]))
+            d["path"] = str(self.on_disk(str(d["path"])))
             out.append(d)
         return out
 

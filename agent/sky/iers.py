@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from agent import offline
+from agent.outputs import new_file_mode
 
 _loaded: Any = None
 
@@ -44,6 +45,7 @@ def _save(table: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
+        os.fchmod(fd, new_file_mode())  # mkstemp makes 0600; the user's umask decides
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **columns)
             handle.flush()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.library.locations import database_folder, disk_path, stored_path
 from agent.sync import manifest as mf
 from agent.sync.schema import has_table, opened, transaction
 from agent.sync.targets import SyncError
@@ -80,7 +81,9 @@ def _query(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] | list[Any]
 def _library_master_id(conn: sqlite3.Connection, path: Path) -> int | None:
     if not has_table(conn, "masters"):
         return None
-    row = conn.execute("SELECT id FROM masters WHERE path = ?", (str(path),)).fetchone()
+    row = conn.execute(
+        "SELECT id FROM masters WHERE path IN (?, ?)", (stored_path(database_folder(conn), path), str(path))
+    ).fetchone()
     return int(row[0]) if row else None
 
 
@@ -108,7 +111,9 @@ def enqueue_master(db: DbLike, master_path: str | Path, manifest: dict[str, Any]
             cur = conn.execute(
                 "INSERT INTO sync_outbox (sha256, size_bytes, local_path, master_id, manifest, enqueued_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (sha, size, str(path), master_id, json.dumps(full, default=str), time.time()),
+                # relative to the data folder when inside it, so the folder can move
+                (sha, size, stored_path(database_folder(conn), path), master_id, json.dumps(full, default=str),
+                 time.time()),
             )
             return int(cur.lastrowid or 0)
 
@@ -125,7 +130,8 @@ def queue_library_masters(db: DbLike, master_ids: list[int]) -> list[int]:
                 row = conn.execute("SELECT path FROM masters WHERE id = ?", (master_id,)).fetchone()
                 if row is None:
                     raise LookupError(f"no master #{master_id} in the library")
-                queued.append(enqueue_master(conn, str(row[0]), mf.library_manifest(conn, master_id)))
+                master_file = disk_path(database_folder(conn), str(row[0]))
+                queued.append(enqueue_master(conn, master_file, mf.library_manifest(conn, master_id)))
             except Exception as exc:  # the master is registered; the sync sweep queues it if this fails
                 log.warning("master #%d not queued for upload yet (%s); the sync sweep will queue it", master_id, exc)
     return queued
@@ -137,7 +143,12 @@ def _find_entry(conn: sqlite3.Connection, master: int | str | Path) -> dict[str,
     elif isinstance(master, str) and len(master) == 64 and all(c in "0123456789abcdef" for c in master):
         rows = _query(conn, "SELECT * FROM sync_outbox WHERE sha256 = ?", (master,))
     else:
-        rows = _query(conn, "SELECT * FROM sync_outbox WHERE local_path = ?", (str(Path(master).resolve()),))
+        path = Path(master).resolve()
+        rows = _query(
+            conn,
+            "SELECT * FROM sync_outbox WHERE local_path IN (?, ?)",
+            (stored_path(database_folder(conn), path), str(path)),
+        )
     return rows[0] if rows else None
 
 
@@ -177,8 +188,9 @@ def sweep_unqueued(db: DbLike) -> SweepResult:
             "SELECT m.id, m.path FROM masters m WHERE NOT EXISTS "
             "(SELECT 1 FROM sync_outbox o WHERE o.master_id = m.id) ORDER BY m.id",
         )
+        root = database_folder(conn)
         for row in missing:
-            path = Path(str(row["path"]))
+            path = disk_path(root, str(row["path"]))
             if not path.is_file():
                 result.missing_files.append(str(path))
                 continue
@@ -215,12 +227,13 @@ def due(conn: sqlite3.Connection, target: str, *, now: float | None = None, igno
         "ORDER BY o.id",
         (target,),
     )
+    root = database_folder(conn)
     return [
         OutboxEntry(
             id=int(r["id"]),
             sha256=str(r["sha256"]),
             size_bytes=int(r["size_bytes"]),
-            local_path=str(r["local_path"]),
+            local_path=str(_local_file(conn, root, str(r["local_path"]), r["master_id"])),
             master_id=r["master_id"],
             manifest=json.loads(r["manifest"]),
             manifest_version=int(r["manifest_version"]),
@@ -231,6 +244,17 @@ def due(conn: sqlite3.Connection, target: str, *, now: float | None = None, igno
         for r in rows
         if ignore_backoff or float(r["next_at"]) <= now
     ]
+
+
+def _local_file(conn: sqlite3.Connection, root: Path, recorded: str, master_id: int | None) -> Path:
+    """Where a queued master is now. Entries queued before paths were relative name the folder
+    as it was; if the file is not there, the library's own record of the master says where."""
+    path = disk_path(root, recorded)
+    if Path(recorded).is_absolute() and master_id is not None and not path.exists() and has_table(conn, "masters"):
+        row = conn.execute("SELECT path FROM masters WHERE id = ?", (master_id,)).fetchone()
+        if row is not None:
+            return disk_path(root, str(row[0]))
+    return path
 
 
 def next_attempt_at(conn: sqlite3.Connection, target: str) -> float | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.library.locations import disk_path
 from agent.sync.schema import has_table, opened, transaction
 
 DiskUsage = Callable[[Path], Any]  # returns an object with .free (like shutil.disk_usage)
@@ -95,7 +96,7 @@ def prune_raw_frames(
         ).fetchall()
         candidates: list[tuple[int, Path, int, float, int]] = []
         for frame_id, path, size, t, masters in rows:
-            p = Path(str(path))
+            p = disk_path(root, str(path))  # recorded relative to the data folder
             ids = {int(m) for m in str(masters).split(",")}
             if not _under(p.resolve(), roots):
                 continue

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from agent.outputs import create_empty
+
 DB_NAME = "library.sqlite"  # the library's file (agent.library.store.DB_NAME)
 
 MIGRATIONS: list[tuple[int, str]] = [
@@ -68,6 +70,7 @@ def connect(db: str | Path | sqlite3.Connection) -> tuple[sqlite3.Connection, bo
     if path.is_dir():
         path = path / DB_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
+    create_empty(path)  # with the user's umask: SQLite alone makes it 0644
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")

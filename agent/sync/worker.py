@@ -104,7 +104,7 @@ def db_file(data: str | Path) -> Path:
 def worker_lock(db_path: Path) -> Iterator[None]:
     """Exclusive, non-blocking; released by the kernel if the holder dies (kill -9)."""
     path = db_path.parent / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the kernel applies the user's umask
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

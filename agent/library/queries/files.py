@@ -27,10 +27,7 @@ def known_file(lib: Library, kind: str, ident: int) -> Path | None:
         return None
     if not recorded:
         return None
-    path = Path(str(recorded))
-    if not path.is_absolute():
-        path = lib.root / path
-    return checked_file(path, size)
+    return checked_file(lib.on_disk(str(recorded)), size)
 
 
 def checked_file(path: Path, size: int | None = None) -> Path | None:

@@ -211,7 +211,7 @@ class LightsIndex:
 
 
 def lights_index(lib: Library) -> LightsIndex:
-    places = Places(str(lib.frames_dir.resolve()))
+    places = Places(lib.stored(lib.frames_dir))
     index = LightsIndex()
     for light_id, path, filt, exposure, temperature, captured_at, state, camera, status, calibrated, warnings in (
         lib.conn.execute(
@@ -239,7 +239,7 @@ def light_detail(lib: Library, frame_id: int) -> dict[str, Any] | None:
     if row is None:
         return None
     d = dict(row)
-    night, target = night_and_target(str(d["path"]), d["captured_at"], str(lib.frames_dir.resolve()))
+    night, target = night_and_target(str(d["path"]), d["captured_at"], lib.stored(lib.frames_dir))
     status = "rejected" if d["state"] == "rejected" else str(d["light_status"] or "pending")
     used = json.loads(d["masters_used"] or "{}")
     warnings = [str(w) for w in json.loads(d["warnings"] or "[]")]
@@ -249,7 +249,7 @@ def light_detail(lib: Library, frame_id: int) -> dict[str, Any] | None:
         detail = lib.conn.execute("SELECT * FROM masters WHERE id = ?", (int(mid),)).fetchone()
         if detail is None:
             continue
-        masters.append({"kind": kind, **master_row(master_from_row(detail), now)})
+        masters.append({"kind": kind, **master_row(master_from_row(detail, lib.folder), now)})
     banners = [{"level": _banner_level(w), "text": w} for w in warnings]
     if status == "stale":
         banners.insert(0, {"level": "stale", "text": "a newer master replaced one used here; recalibrate this light"})

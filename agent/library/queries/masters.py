@@ -38,7 +38,7 @@ def master_detail(lib: Library, master_id: int) -> dict[str, Any] | None:
     row = lib.conn.execute("SELECT * FROM masters WHERE id = ?", (master_id,)).fetchone()
     if row is None:
         return None
-    m = master_from_row(row)
+    m = master_from_row(row, lib.folder)
     out = master_row(m)
     out["stats"] = m.stats
     out["sources"] = [

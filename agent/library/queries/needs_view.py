@@ -197,7 +197,7 @@ class RecentLights:
 
     def __init__(self, lib: Library, since: float, policy: LibraryPolicy) -> None:
         self.tolerance = policy.temperature_tolerance + 1e-9
-        places = Places(str(lib.frames_dir.resolve()))
+        places = Places(lib.stored(lib.frames_dir))
         self.places: list[tuple[str, str]] = []
         self.filters: list[str] = []
         place_codes: dict[tuple[str, str], int] = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.library.keys import LibraryPolicy
+from agent.library.locations import like_under
 from agent.library.queries.lights import LightsIndex, lights_index
 from agent.library.queries.masters import masters_table
 from agent.library.queries.needs_view import needs_table
@@ -55,7 +56,7 @@ def night_report(
     """The morning report: the shape `obsagent report --json` prints, plus per-target lights.
     `index` and `needs`, when the caller has them at hand, spare reading them again."""
     night_dir = str((root / "frames" / night).resolve())
-    pattern = f"{night_dir}/%"
+    pattern = like_under(lib.folder, Path(night_dir))
     captured = {
         str(r[0]): int(r[1])
         for r in lib.conn.execute(

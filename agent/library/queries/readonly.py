@@ -21,6 +21,7 @@ class ReadOnlyLibrary(Library):
 
     def __init__(self, root: Path) -> None:  # noqa: D107 - no super(): it would migrate (write)
         self.root = root
+        self.folder = root.resolve()
         self.db_path = root / DB_NAME
         uri = "file:" + urllib.parse.quote(str(self.db_path)) + "?mode=ro"
         self.conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False)
