@@ -68,6 +68,26 @@ class IndiClient:
         self._version = 0
         self._defined_at: dict[str, float] = {}  # device -> when it last defined a property
         self._listener: Listener | None = None
+        self._watchers: list[Callable[[str, str], None]] = []
+
+    def add_watcher(self, watcher: Callable[[str, str], None]) -> None:
+        """Call `watcher(device, property)` after every change is recorded ("" for device or server
+        events). It runs on libindi's thread: it must be quick, and what it raises is only logged."""
+        with self._cond:
+            self._watchers.append(watcher)
+
+    def remove_watcher(self, watcher: Callable[[str, str], None]) -> None:
+        with self._cond:
+            self._watchers = [w for w in self._watchers if w is not watcher]
+
+    def _notify(self, device: str, name: str) -> None:
+        with self._cond:
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            try:
+                watcher(device, name)
+            except Exception:  # noqa: BLE001 - a watcher must never break the callback
+                log.exception("INDI watcher failed")
 
     @property
     def address(self) -> str:
@@ -84,6 +104,7 @@ class IndiClient:
                     del self._props[key]
             self._version += 1
             self._cond.notify_all()
+        self._notify(name, "")
 
     def _on_property(self, prop: Any, defined: bool = False) -> None:
         snap = copy_property(prop)
@@ -105,12 +126,14 @@ class IndiClient:
                 a.seq = self._blob_seq
                 self._blobs[(a.device, a.prop)].append(a)
             self._cond.notify_all()
+        self._notify(snap.device, snap.name)
 
     def _on_remove_property(self, device: str, name: str) -> None:
         with self._cond:
             self._props.pop((device, name), None)
             self._version += 1
             self._cond.notify_all()
+        self._notify(device, name)
 
     def _on_message(self, device: str, text: str) -> None:
         log.info("%s: %s", device, text)
@@ -127,6 +150,7 @@ class IndiClient:
                 log.log(level, "INDI server %s disconnected (code %s)", self.address, code)
             self._version += 1
             self._cond.notify_all()
+        self._notify("", "")
 
     # ---- connection ----------------------------------------------------------------------
     @property
@@ -166,6 +190,7 @@ class IndiClient:
             self._props.clear()
             self._devices.clear()
             self._cond.notify_all()
+        self._notify("", "")
 
     def disconnect(self) -> None:
         with self._send_lock:

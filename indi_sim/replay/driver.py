@@ -28,11 +28,12 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from indi_sim.replay import weather
 from indi_sim.replay.clock import ReplayClock
 from indi_sim.replay.profiles import PROFILES, Profile
 
 _out = threading.Lock()
-TAG = {"number": "Number", "switch": "Switch", "text": "Text", "blob": "BLOB"}
+TAG = {"number": "Number", "switch": "Switch", "text": "Text", "blob": "BLOB", "light": "Light"}
 
 
 def send(xml: str) -> None:
@@ -193,6 +194,8 @@ class Rig:
         return next((d for d in self.devices.values() if d.p.kind == kind and d.connected), None)
 
     def after_connect(self, dev: Device) -> None:
+        if dev.p.kind == "weather":
+            weather.start(self, dev)
         if dev.p.kind == "camera" and "CCD_TEMPERATURE" in dev.props:
             threading.Thread(target=self._cooler, args=(dev,), daemon=True).start()
 
@@ -285,6 +288,8 @@ class Rig:
 
     def apply(self, dev: Device, v: Vector, values: dict[str, str]) -> bool | None:
         n = v.name
+        if dev.p.kind == "weather":
+            return weather.apply(self, dev, v)
         if n == "CCD_EXPOSURE":
             threading.Thread(target=self._expose, args=(dev, float(v.values()["CCD_EXPOSURE_VALUE"])),
                              daemon=True).start()

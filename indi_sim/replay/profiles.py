@@ -19,7 +19,7 @@ CCD, WHEEL, DUSTCAP, LIGHTBOX, TELESCOPE, AUX = 1 << 1, 1 << 4, 1 << 9, 1 << 10,
 class Profile:
     key: str
     device: str
-    kind: str  # camera / panel / cap / mount
+    kind: str  # camera / panel / cap / mount / weather
     source: str  # the driver source this profile follows
     interface: int
     interface_connected: int | None = None  # flip_flat.cpp sets DUSTCAP only after connecting
@@ -192,6 +192,64 @@ _add(Profile(
            num("GEOGRAPHIC_COORD", [("LAT", "Lat (dd:mm:ss)", -90, 90, 0, 0), ("LONG", "Lon (dd:mm:ss)", 0, 360, 0, 0),
                                     ("ELEV", "Elevation (m)", -200, 10000, 0, 0)]),
            txt("TIME_UTC", [("UTC", "UTC Time", "2000-01-01T00:00:00"), ("OFFSET", "UTC Offset", "0")])),
+))
+
+WEATHER = 1 << 7
+
+
+def weather_props(params: list[tuple[str, str, float, float, float, int]], critical: list[str],
+                  safety_status: bool = False) -> tuple[Prop, ...]:
+    """What INDI::Weather (indiweather.cpp) and WeatherInterface (indiweatherinterface.cpp) define
+    after connecting; params are (name, label, MIN_OK, MAX_OK, PERC_WARN, ALERT_TYPE). ALERT_TYPE
+    (flipped ranges) and SAFETY_STATUS exist from INDI 2.x on."""
+    labels = {p[0]: p[1] for p in params}
+    props: list[Prop] = [
+        num("WEATHER_UPDATE", [("PERIOD", "Period (s)", 0, 3600, 60, 60)]),
+        sw("WEATHER_REFRESH", [("REFRESH", "Refresh", False)], rule="AtMostOne"),
+        sw("WEATHER_OVERRIDE", [("OVERRIDE", "Override Status", False)], rule="AnyOfMany"),
+        ("light", "WEATHER_STATUS", "ro", None, [(c, labels[c], "Idle") for c in critical]),
+    ]
+    if safety_status:
+        props.append(("light", "SAFETY_STATUS", "ro", None, [("SAFETY", "Safety", "Idle")]))
+    props.append(num("WEATHER_PARAMETERS", [(n, label, lo, hi, 0, 0) for n, label, lo, hi, _w, _f in params],
+                     perm="ro"))
+    for n, _label, lo, hi, warn, flip in params:
+        ranges: list[tuple[str, str, float, float, float, float]] = [
+                  ("MIN_OK", "OK range min", -1e6, 1e6, 0, lo), ("MAX_OK", "OK range max", -1e6, 1e6, 0, hi),
+                  ("PERC_WARN", "% for Warning", 0, 100, 5, warn)]
+        if safety_status:
+            ranges.append(("ALERT_TYPE", "Flip alerting to in-bounds", 0, 1, 1, flip))
+        props.append(num(n, ranges))
+    props += [num("GEOGRAPHIC_COORD", [("LAT", "Lat (dd:mm:ss)", -90, 90, 0, 0), ("LONG", "Lon (dd:mm:ss)", 0, 360, 0, 0),
+                                       ("ELEV", "Elevation (m)", -200, 10000, 0, 0)]),
+              txt("ACTIVE_DEVICES", [("ACTIVE_GPS", "GPS", "GPS Simulator")])]
+    return tuple(props)
+
+
+_add(Profile(
+    "aag_cloudwatcher", "AAG Cloud Watcher NG", "weather", "indi-3rdparty indi-aagcloudwatcher-ng/"
+    "indi_aagcloudwatcher_ng.cpp (initProperties) over INDI 2.x indiweatherinterface.cpp", WEATHER,
+    props=weather_props([("WEATHER_WIND_SPEED", "Wind speed (Km/H)", 0, 30, 50, 0),
+                         ("WEATHER_RAIN", "Rain (cycles)", 2000, 10000, 10, 0),
+                         ("WEATHER_CLOUD", "Cloud (corrected infrared sky temperature °C)", -40, 60, 20, 1)],
+                        ["WEATHER_WIND_SPEED", "WEATHER_RAIN", "WEATHER_CLOUD"], safety_status=True),
+    quirks=frozenset({"indi2"}),
+))
+_add(Profile(
+    "openweathermap", "OpenWeatherMap", "weather", "indi drivers/weather/openweathermap.cpp over INDI 1.9.9 "
+    "indiweatherinterface.cpp (WEATHER_STATUS sent only when a light changes)", WEATHER,
+    props=(*weather_props([("WEATHER_FORECAST", "Weather", 0, 0, 15, 0),
+                           ("WEATHER_TEMPERATURE", "Temperature (C)", -10, 30, 15, 0),
+                           ("WEATHER_PRESSURE", "Pressure (hPa)", 900, 1100, 15, 0),
+                           ("WEATHER_HUMIDITY", "Humidity (%)", 0, 100, 15, 0),
+                           ("WEATHER_WIND_SPEED", "Wind (m/s)", 0, 20, 15, 0),
+                           ("WEATHER_RAIN_HOUR", "Rain precip (mm)", 0, 0, 15, 0),
+                           ("WEATHER_SNOW_HOUR", "Snow precip (mm)", 0, 0, 15, 0),
+                           ("WEATHER_CLOUD_COVER", "Clouds (%)", 0, 100, 15, 0),
+                           ("WEATHER_CODE", "Status code", 200, 810, 15, 0)],
+                          ["WEATHER_FORECAST", "WEATHER_TEMPERATURE", "WEATHER_WIND_SPEED", "WEATHER_RAIN_HOUR",
+                           "WEATHER_SNOW_HOUR"]),
+           txt("OWM_API_KEY", [("API_KEY", "API Key", "")])),
 ))
 
 CAMERAS = [k for k, p in PROFILES.items() if p.kind == "camera"]
