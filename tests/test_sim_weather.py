@@ -294,3 +294,12 @@ def test_night_clock_times_are_local_and_after_noon_is_the_evening() -> None:
     span = s.timeline().periods[0][0]
     assert span.start == dt.datetime(2026, 12, 2, 21, 30, tzinfo=dt.UTC)  # CET = UTC+1
     assert span.end == dt.datetime(2026, 12, 3, 1, 0, tzinfo=dt.UTC)
+
+
+def test_the_example_week_holds_what_it_promises() -> None:
+    timeline = load_scenario("examples/week.yaml").timeline()
+    nights = [dt.datetime(2026, 12, d, 21, 0, tzinfo=dt.UTC) for d in range(1, 8)]  # 22:00 CET each evening
+    cloudy = [n for n in nights if timeline.sky_cloud(n) >= 0.75]  # night 5 clouds over only at 23:40
+    assert len(cloudy) == 2
+    assert timeline.weather(dt.datetime(2026, 12, 6, 1, 0, tzinfo=dt.UTC))["rain"] > 0  # night 5, 02:00 CET
+    assert [f.kind for f in timeline.faults] == ["server_loss", "driver_crash", "stale"]
