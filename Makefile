@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := indi-bin libdbus-1-dev libglib2.0-dev pkg-config python3-venv openssh-server openssh-client chromium chromium-driver
+# indi-bin: indiserver and the simulators; build-essential python3-dev pkg-config libdbus-1-dev
+# libglib2.0-dev: dbus-python (a dependency of pyindi-client) has no wheels and compiles on install;
+# python3-venv: .venv; git: updates; openssh-*, chromium*: the sync and browser tests (docs/raspberry-pi.md).
+APT_PACKAGES := indi-bin build-essential python3-dev pkg-config libdbus-1-dev libglib2.0-dev python3-venv git \
+  openssh-server openssh-client chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all setup system-deps test demo lint clean

@@ -58,6 +58,7 @@ def test_the_system_unit_runs_serve_as_its_own_user_with_readiness_watchdog_and_
     assert "OBSAGENT_DATA=%S/obsagent" in service["Environment"]  # /var/lib/obsagent
     assert one["ExecStart"] == f"{VENV_BIN / 'obsagent'} serve {sequence_file}"
     assert one["ExecStartPre"] == f"-{sys.executable} -m agent.stacking.warmup"
+    assert one["ExecReload"] == "/bin/kill -HUP $MAINPID"  # serve rereads the sequence file on SIGHUP
     assert "NUMBA_CACHE_DIR=%C/obsagent/numba" in service["Environment"]  # the warm-up and the agent share it
     assert one["KillSignal"] == "SIGTERM" and int(one["TimeoutStopSec"]) >= 60
     assert one["StandardError"] == "journal" and one["SyslogIdentifier"] == "obsagent"

@@ -10,6 +10,8 @@ Choices, each for a reason a user at the mount would care about:
 - `ExecStartPre=-… warm-up`: the numba kernels are compiled into the service's own cache before
   the night, not during its first master (minutes on a Pi the first time, a second afterwards);
   the leading `-` lets the agent start, and capture, even if the warm-up fails.
+- `ExecReload=` sends SIGHUP: `systemctl reload obsagent` rereads the sequence file (a bad edit is
+  refused and the running file stays in force).
 - `KillSignal=SIGTERM`, `KillMode=mixed`: the agent alone gets SIGTERM and stops its own children
   after it has aborted the exposure, turned the light off, closed the cap and stopped tracking;
   `TimeoutStopSec=` gives it time for that.
@@ -133,6 +135,7 @@ def render_unit(settings: UnitSettings) -> str:
         "Environment=PYTHONUNBUFFERED=1",
         "ExecStartPre=-" + " ".join(exec_quote(a) for a in (python, "-m", "agent.stacking.warmup")),
         "ExecStart=" + " ".join(exec_quote(a) for a in (*agent_command(s.python), "serve", str(s.sequence))),
+        "ExecReload=/bin/kill -HUP $MAINPID",
         f"WatchdogSec={s.watchdog_seconds}",
         f"TimeoutStartSec={s.start_timeout_seconds}",
         f"TimeoutStopSec={s.stop_timeout_seconds}",
