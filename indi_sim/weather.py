@@ -226,7 +226,8 @@ class WeatherStation(SimDevice):
                     self.due = now + timedelta(seconds=self.period()) if self.period() > 0 else None
                     if not timeline.stale(now):
                         await self.update(now)
-                targets = [t for t in (self.due, timeline.next_transition(now)) if t is not None]
+                due = self.due if self.is_connected() else None  # disconnected: no timer to wait for
+                targets = [t for t in (due, timeline.next_transition(now)) if t is not None]
                 wait = min([clock.wall_until(t) for t in targets], default=MAX_SLEEP_S)
             except Exception:
                 log.exception("weather station")
