@@ -44,6 +44,14 @@ class SequenceError(ConfigError):
         super().__init__("\n".join([head, *(f"  {p}" for p in problems)]))
 
 
+# Limits on what a sequence file may be: a real one is a few kilobytes, a few levels deep and uses
+# an alias or two; anything past these is a mistake or an alias bomb ("billion laughs"), which would
+# otherwise take minutes and gigabytes to walk.
+MAX_FILE_BYTES = 256 * 1024
+MAX_VALUES = 20_000  # values in the document with every alias expanded
+MAX_DEPTH = 32  # nesting of mappings and lists
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader without YAML 1.1 sexagesimal numbers: '22:30' and '05:35:17' stay text."""
 
@@ -200,11 +208,74 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[_Path, str]]:
     return found
 
 
+def _too_big(root: yaml.Node) -> tuple[int, str] | None:
+    """Line and reason when the document, aliases expanded, is too large, too deep or refers to
+    itself; found on the node graph (aliases are shared nodes) before anything walks it expanded."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded values, depth)
+    open_nodes: set[int] = set()
+    # iterative post-order walk: no recursion, every shared node measured once
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        ident = id(node)
+        if ident in sizes and not children_done:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not children_done:
+            if ident in open_nodes:
+                return node.start_mark.line + 1, "an alias refers to the value that contains it"
+            open_nodes.add(ident)
+            stack.append((node, True))
+            for child in children:
+                if id(child) in open_nodes:
+                    return child.start_mark.line + 1, "an alias refers to the value that contains it"
+                if id(child) not in sizes:
+                    stack.append((child, False))
+            continue
+        open_nodes.discard(ident)
+        count = 1 + sum(sizes[id(c)][0] for c in children)
+        depth = 1 + max((sizes[id(c)][1] for c in children), default=0)
+        if depth > MAX_DEPTH:
+            return node.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep; sequence files nest a few levels"
+        if count > MAX_VALUES:
+            return (
+                node.start_mark.line + 1,
+                f"expands to more than {MAX_VALUES} values (aliases within aliases?); write the values out",
+            )
+        sizes[ident] = (count, depth)
+    return None
+
+
+def _compose(text: str, filename: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree and the plain data of `text`, refused early when it is too big to walk."""
+    loader = _Loader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except RecursionError:
+            raise SequenceError(
+                filename, [Problem(filename, 1, "", f"not valid YAML: nested more than {MAX_DEPTH} levels deep")]
+            ) from None
+        if root is None:
+            return None, None
+        found = _too_big(root)
+        if found is not None:
+            raise SequenceError(filename, [Problem(filename, found[0], "", f"refused: {found[1]}")])
+        return root, loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
 def parse_sequence(text: str, filename: str = "<sequence>") -> Sequence:
     """Validate sequence-file text; raise SequenceError listing every problem with file:line."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SequenceError(filename, [Problem(filename, 1, "", _too_long())])
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader) if root is not None else None
+        root, data = _compose(text, filename)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -257,12 +328,32 @@ def parse_sequence(text: str, filename: str = "<sequence>") -> Sequence:
 def load_sequence(path: str | Path) -> Sequence:
     """Read and validate a sequence file."""
     file = Path(path)
+    if file.is_dir():
+        raise ConfigError(f"{file}: is a folder; name the sequence file in it (e.g. {file / 'night.yaml'})")
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)  # never more: a device or a huge file is refused unread
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such sequence file; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(
-            f"{file}: cannot read the sequence file ({exc}); check its permissions and encoding"
+            f"{file}: cannot read the sequence file ({exc.strerror or exc}); check its permissions"
+        ) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{file}: {_too_long()}")
+    if b"\x00" in raw:
+        raise ConfigError(f"{file}: a binary file, not a sequence file (YAML text); check the path")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{file}: not UTF-8 text (byte {exc.start}); save the sequence file as UTF-8"
         ) from None
     return parse_sequence(text, str(file))
+
+
+def _too_long() -> str:
+    return (
+        f"larger than {MAX_FILE_BYTES // 1024} KiB; "
+        "a sequence file is a few kilobytes of YAML: is this the right file?"
+    )
