@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TYPES = [t.value for t in FrameType]
+EXPIRED = "expired"  # --allow-looser expired: the sequence file's allow_looser.expired_masters
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,8 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                 metavar="C",
                 help="frames group, and masters match lights, within ±C of the sensor temperature (default 1)",
             )
-            q.add_argument("--allow-looser", action="append", default=[], choices=sorted(LOOSER_FIELDS),
-                           help="allow a looser match on this field (reported as a warning)")  # fmt: skip
+            q.add_argument("--allow-looser", action="append", default=[], choices=sorted(LOOSER_FIELDS | {EXPIRED}),
+                           help="allow a looser match on this field, or `expired` masters "
+                                "(each reported as a warning)")  # fmt: skip
             q.add_argument("--temperature-within", type=float, metavar="C",
                            help="limit of a looser temperature match, °C (needed with --allow-looser temperature)")  # fmt: skip
 
@@ -150,8 +152,9 @@ def policy_from(args: argparse.Namespace) -> LibraryPolicy:
         min_frames={**base.min_frames, **_pairs(args.min_frames, "--min-frames", int)},
         max_age_days={**base.max_age_days, **_pairs(args.max_age, "--max-age", float)},
         temperature_tolerance=args.temperature_tolerance,
-        looser_matches=frozenset(args.allow_looser),
+        looser_matches=frozenset(args.allow_looser) - {EXPIRED},
         looser_temperature_within=args.temperature_within,
+        expired_masters=EXPIRED in args.allow_looser,
     )
 
 

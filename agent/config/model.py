@@ -350,7 +350,9 @@ class LooserMatches(_Strict):
     scaled_darks: bool = Field(default=False, description="scale a dark of another exposure (CMOS too)")
     expired_masters: bool = Field(default=False, description="use a master older than its max age")
     bias_for_darkflats: bool = Field(
-        default=False, description="calibrate flats with the bias if no dark flat"
+        default=True,
+        description="calibrate flats with the master bias where no dark flat matches (sky flats); "
+        "false: such flats wait for dark flats",
     )
 
 

@@ -109,7 +109,11 @@ def plan(
 def flat_inputs(
     lib: Library, group: Group, policy: LibraryPolicy, darkflat_groups: list[Group] | None = None
 ) -> FlatCalibration | str:
-    """The master dark flat (preferred) or bias a flat group is calibrated with, or why it waits."""
+    """The master dark flat (preferred) or bias a flat group is calibrated with, or why it waits.
+
+    The bias stands in only where no dark flat of the flats' one exposure is built or accumulating,
+    and only when the policy allows it (`bias_for_flats`); flats of several exposures (sky flats)
+    can have no dark flat, so they need that permission."""
     ids = lib.group_frame_ids(group)
     marks = ",".join("?" * len(ids))
     exposures = {
@@ -143,6 +147,16 @@ def flat_inputs(
                 f"waiting for its master dark flat at {exposure:g} s "
                 f"({have}/{policy.min_for(FrameType.DARKFLAT)} dark flats)"
             )
+    if not policy.bias_for_flats:
+        if len(keys) == 1:
+            return (
+                f"waiting for a master dark flat at {next(iter(keys)):g} s "
+                "(allow_looser.bias_for_darkflats is false: the master bias is not used for flats)"
+            )
+        return (
+            f"flats of {len(keys)} exposures (sky flats) match no dark flat and allow_looser.bias_for_darkflats "
+            "is false; set it to true to calibrate them with the master bias"
+        )
     bias = choose_master(lib, group.key.for_type(FrameType.BIAS), strict)
     if bias.master is not None:
         return {"bias": lib.stored(bias.master.path), "bias_id": bias.master.id}

@@ -202,10 +202,13 @@ class LibraryPolicy:
     looser_matches: frozenset[str] = frozenset()
     looser_temperature_within: float | None = None  # the limit of a looser temperature match, °C
     max_clipped_fraction: float = 0.01  # a calibrated light clipped more than this has failed
-    # An expired master is used (with a warning) only when this allows it. The CLI keeps the
-    # library's long-standing default (used, warned); the sequence file's
-    # `allow_looser.expired_masters` (default false) sets it for the night.
+    # An expired master is used (with a warning) only when this allows it: the sequence file's
+    # `allow_looser.expired_masters` and the CLI's `--allow-looser expired` set it (both default off).
     expired_masters: bool = True
+    # A flat group with no dark flat of its exposure (sky flats change exposure as the sky fades; no
+    # dark flats taken) is calibrated with the master bias only when this allows it; otherwise it
+    # waits for its dark flats. The sequence file's `allow_looser.bias_for_darkflats` sets it.
+    bias_for_flats: bool = True
     # How masters are integrated (the sequence file's `stacking:` section): rejection, low, high,
     # combine, memory_limit_mb; empty means the stacker's automatic choice.
     stacking: tuple[tuple[str, Any], ...] = ()

@@ -216,7 +216,7 @@ def _best(
     if not fresh and not policy.expired_masters:
         explanation.extend(
             f"master #{m.id} not used: expired on {_date(m.expires_at)} "
-            "(allow_looser.expired_masters is false); capture a new one"
+            "(allow it with allow_looser.expired_masters or --allow-looser expired); capture a new one"
             for m in usable
         )
         return None

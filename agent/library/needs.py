@@ -190,7 +190,7 @@ def needs(
             else:
                 reason = f"no {kind.value} master for these lights; capture {target - have} more"
             if kind is FrameType.FLAT:
-                reason += " (and dark flats at the flat exposure, or a master bias)"
+                reason += " (and dark flats at the flat exposure" + (", or a master bias)" if policy.bias_for_flats else ")")
             if kind is FrameType.DARK and light.sensor_kind.value == "ccd":
                 reason = f"no dark master for this CCD (any exposure, scaled); capture {max(target - have, 0)} more"
             out.append(

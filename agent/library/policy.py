@@ -50,5 +50,6 @@ def library_policy(seq: Sequence) -> LibraryPolicy:
         looser_temperature_within=allow.temperature_within,
         max_clipped_fraction=cal.max_clipped_percent / 100.0,
         expired_masters=allow.expired_masters,
+        bias_for_flats=allow.bias_for_darkflats,
         stacking=stacking,
     )
