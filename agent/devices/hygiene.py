@@ -121,3 +121,30 @@ def _switch(client: IndiClient, device: str, prop: str, element: str, timeout: f
         raise CaptureSetupError(f"{device} refused {prop}={element}: {exc}") from exc
     if not client.get(device, prop).values.get(element):
         raise CaptureSetupError(f"{device} did not take {prop}={element}; set it by hand in the driver and retry")
+
+
+def bit_depth_problem(client: IndiClient, device: str, declared: int | None) -> str | None:
+    """Why the camera disagrees with the sequence file's `camera.bit_depth`, or None.
+
+    Drivers report the bits per pixel they send in CCD_INFO (16 for any 12- or 14-bit sensor read
+    as 16-bit raw, 8 in an 8-bit capture format); ZWO's driver also publishes its ADC's depth as
+    ADC_DEPTH.BITS. The declared depth must fit the pixels sent, an 8-bit declaration needs 8-bit
+    pixels, and where the driver names a narrower ADC the declaration must be that ADC's depth.
+    """
+    if declared is None or not client.has(device, "CCD_INFO"):
+        return None
+    sent = int(float(client.get(device, "CCD_INFO").values.get("CCD_BITSPERPIXEL", 0) or 0))
+    if sent <= 0:
+        return None
+    adc = 0
+    if client.has(device, "ADC_DEPTH"):
+        adc = int(float(client.get(device, "ADC_DEPTH").values.get("BITS", 0) or 0))
+    fix = "set camera.bit_depth to what the camera delivers (or leave it out), or change the capture format"
+    if declared > sent or (declared == 8) != (sent == 8):
+        return f"camera.bit_depth is {declared} but {device} sends {sent}-bit pixels (CCD_INFO); {fix}"
+    if 0 < adc < sent and declared not in (adc, sent):
+        return (
+            f"camera.bit_depth is {declared} but {device} reports a {adc}-bit ADC in {sent}-bit pixels "
+            f"(ADC_DEPTH); {fix}"
+        )
+    return None

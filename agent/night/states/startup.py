@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from agent.night.context import NightContext
+from agent.devices.hygiene import bit_depth_problem
+from agent.night.context import Aborted, NightContext
 
 
 def site_and_time(ctx: NightContext) -> None:
@@ -36,6 +37,8 @@ def run(ctx: NightContext) -> str:
     cam.prepare(binning=cfg.binning)  # FITS, no compression, client upload, 16-bit, full frame: verified
     if cfg.readout_mode:
         cam.set_readout_mode(cfg.readout_mode)
+    if problem := bit_depth_problem(cam.client, cam.name, cfg.bit_depth):  # the lights' depth, as declared
+        raise Aborted(f"night refused: {problem}")
     site_and_time(ctx)
     recovered = 0
     if ctx.night_dir.exists():
