@@ -16,6 +16,7 @@ import os
 import pkgutil
 import re
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +26,13 @@ from agent.paths import cache_dir
 
 
 def command_names() -> list[str]:
-    return sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
+    """Modules of agent.commands that register a sub-command (helpers such as library_ingest do not)."""
+    folder = Path(commands.__path__[0])
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(commands.__path__)
+        if "\ndef register(" in (folder / f"{info.name}.py").read_text(encoding="utf-8")
+    )
 
 
 _HELP = re.compile(r'add_parser\(\s*"(?P<name>[\w-]+)"\s*,\s*help=(?P<help>"(?:[^"\\]|\\.)*")')
@@ -47,12 +54,19 @@ def command_summary(name: str) -> str:
     return doc.group("summary") if doc else ""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (no usage block) naming the fix: the help."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `only`, just that sub-command's module is imported (numba, PyIndi and
     astropy are slow to import, and a command needs only its own).  Without it, every command is
     listed with its summary but none is imported: that parser serves `--help`, `--version` and
     errors that name no command."""
-    parser = argparse.ArgumentParser(prog="obsagent", description="The observatory agent at the mount.")
+    parser = _Parser(prog="obsagent", description="The observatory agent at the mount.")
     parser.add_argument("--version", action="version", version=f"obsagent {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
