@@ -18,7 +18,12 @@ import pytest
 from library_fixtures import nina_header, write_series
 
 from agent.cli import main
+from agent.library.keys import LibraryPolicy
 from agent.library.migrations import newest_known
+from agent.library.queries import files
+from agent.library.queries.nights import night_report
+from agent.library.queries.readonly import open_readonly
+from agent.library.store import Library
 
 NIGHT = "2026-03-14"
 REPO = Path(__file__).resolve().parent.parent
@@ -58,9 +63,10 @@ def build_library(capsys: pytest.CaptureFixture[str], data: Path, elsewhere: Pat
     """A night's darks, biases and lights under the data folder, darks from another folder, and
     masters built through the CLI."""
     night = data / "frames" / NIGHT
-    write_series(night / "dark", "dark", [nina_header("dark", 60) for _ in range(5)])
-    write_series(night / "bias", "bias", [nina_header("bias", 0.001) for _ in range(5)], level=500.0)
-    write_series(night / "M31", "light", [nina_header("light", 60, filt="L") for _ in range(2)])
+    # named as the night names its captures (`captures.capture_path`)
+    write_series(night / "dark", "dark_60s", [nina_header("dark", 60) for _ in range(5)])
+    write_series(night / "bias", "bias_0.001s", [nina_header("bias", 0.001) for _ in range(5)], level=500.0)
+    write_series(night / "M31", "light_M31_L_60s", [nina_header("light", 60, filt="L") for _ in range(2)])
     write_series(elsewhere, "dark", [nina_header("dark", 120) for _ in range(3)])  # outside the folder
     out = json.loads(
         cli(capsys, "library", "ingest", str(data / "frames"), str(elsewhere), "--data", str(data),
@@ -90,6 +96,18 @@ def test_a_copied_data_folder_answers_as_the_original_did(
     again = json.loads(cli(capsys, "library", "ingest", str(copy / "frames"), str(elsewhere),
                            "--data", str(copy), "--json"))  # fmt: skip
     assert again["counts"] == {"unchanged": 15}
+    # the web (read-only) serves the masters from the new place and reports the same night
+    web = open_readonly(copy)
+    assert web is not None
+    with web:
+        served = [files.known_file(web, "master", int(m["id"])) for m in after["masters"]]
+        assert all(p is not None and p.parent.parent.parent == copy.resolve() for p in served)
+        assert night_report(web, copy, NIGHT, LibraryPolicy())["captured"] == before["report"]["captured"]
+    # a night resumed at the new place counts what it already captured
+    with Library.open(copy) as lib:
+        assert lib.count_captured(lib.night_dir(NIGHT), "dark", 60) == 5
+        assert lib.count_captured(lib.night_dir(NIGHT), "light", 60, "L", "M31") == 2
+        assert lib.orphans() == []
     # the darks ingested from elsewhere stay where they are, named by their absolute path
     outside = [f["path"] for f in after["frames"] if not Path(f["path"]).is_relative_to(copy.resolve())]
     assert sorted(Path(p).parent for p in outside) == [elsewhere.resolve()] * 3
