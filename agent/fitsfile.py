@@ -17,6 +17,7 @@ import contextlib
 import functools
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import IO, Any
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
 
 from agent.errors import CorruptFile
 
@@ -186,8 +188,11 @@ def find_image_hdu(hdul: fits.HDUList) -> int:
 def _opened(path: str) -> Iterator[fits.HDUList]:
     """The file opened for reading raw stored values; any failure becomes one UnreadableImage line."""
     try:
-        with fits.open(path, memmap=False, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
-            yield hdul
+        # astropy warns of a truncated file on stderr (twice, through its logger); the reader says it once
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            with fits.open(path, memmap=False, lazy_load_hdus=True, do_not_scale_image_data=True) as hdul:
+                yield hdul
     except UnreadableImage:
         raise
     except FileNotFoundError as exc:

@@ -7,10 +7,12 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agent.commands.library_ingest import add_arguments as add_ingest_arguments
+from agent.commands.values import non_negative, positive, positive_int
 from agent.errors import ConfigError
 from agent.library.keys import CALIBRATION_TYPES, LOOSER_FIELDS, FrameType, LibraryPolicy, SensorKind
 from agent.library.store import Library
@@ -56,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             )
             q.add_argument(
                 "--temperature-tolerance",
-                type=float,
+                type=positive,
                 default=1.0,
                 metavar="C",
                 help="frames group, and masters match lights, within ±C of the sensor temperature (default 1)",
@@ -64,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             q.add_argument("--allow-looser", action="append", default=[], choices=sorted(LOOSER_FIELDS | {EXPIRED}),
                            help="allow a looser match on this field, or `expired` masters "
                                 "(each reported as a warning)")  # fmt: skip
-            q.add_argument("--temperature-within", type=float, metavar="C",
+            q.add_argument("--temperature-within", type=positive, metavar="C",
                            help="limit of a looser temperature match, °C (needed with --allow-looser temperature)")  # fmt: skip
 
     q = lsub.add_parser(
@@ -86,9 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = lsub.add_parser("needs", help="what calibration is missing, accumulating, expiring or building")
     q.add_argument(
-        "--days", type=float, default=30.0, metavar="N", help="lights of the last N days (default 30)"
+        "--days", type=non_negative, default=30.0, metavar="N", help="lights of the last N days (default 30)"
     )
-    q.add_argument("--expiring", type=float, default=14.0, metavar="D", help="masters expiring within D days")
+    q.add_argument("--expiring", type=non_negative, default=14.0, metavar="D", help="masters expiring within D days")
     common(q, policy=True)
     q.set_defaults(handler=cmd_needs)
 
@@ -105,13 +107,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = lsub.add_parser("frames", help="recorded frames")
     q.add_argument("--state", choices=["accumulating", "in_master", "rejected", "quarantined", "light"])
     q.add_argument("--type", choices=_TYPES)
-    q.add_argument("--limit", type=int, default=200, metavar="N")
+    q.add_argument("--limit", type=positive_int, default=200, metavar="N")
     common(q)
     q.set_defaults(handler=cmd_frames)
 
     q = lsub.add_parser("lights", help="lights and their calibration status")
     q.add_argument("--status", choices=["pending", "calibrated", "failed", "no_masters", "stale"])
-    q.add_argument("--limit", type=int, default=200, metavar="N")
+    q.add_argument("--limit", type=positive_int, default=200, metavar="N")
     common(q)
     q.set_defaults(handler=cmd_lights)
 
@@ -130,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 # helpers ------------------------------------------------------------------------------------
 
 
-def _pairs(items: list[str], option: str, cast: type) -> dict[FrameType, Any]:
+def _pairs(items: list[str], option: str, cast: Callable[[str], Any]) -> dict[FrameType, Any]:
     out: dict[FrameType, Any] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -139,6 +141,8 @@ def _pairs(items: list[str], option: str, cast: type) -> dict[FrameType, Any]:
             if not sep or kind is FrameType.LIGHT:
                 raise ValueError
             out[kind] = cast(value)
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"{option} {item!r}: {exc}") from None
         except ValueError as exc:
             raise ConfigError(
                 f"{option} {item!r}: write TYPE=VALUE with TYPE one of bias, dark, darkflat, flat"
@@ -149,8 +153,8 @@ def _pairs(items: list[str], option: str, cast: type) -> dict[FrameType, Any]:
 def policy_from(args: argparse.Namespace) -> LibraryPolicy:
     base = LibraryPolicy()
     return LibraryPolicy(
-        min_frames={**base.min_frames, **_pairs(args.min_frames, "--min-frames", int)},
-        max_age_days={**base.max_age_days, **_pairs(args.max_age, "--max-age", float)},
+        min_frames={**base.min_frames, **_pairs(args.min_frames, "--min-frames", positive_int)},
+        max_age_days={**base.max_age_days, **_pairs(args.max_age, "--max-age", positive)},
         temperature_tolerance=args.temperature_tolerance,
         looser_matches=frozenset(args.allow_looser) - {EXPIRED},
         looser_temperature_within=args.temperature_within,

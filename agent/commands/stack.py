@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agent.commands.values import non_negative, positive_int
 from agent.errors import ConfigError
 from agent.fitsfile import read_header
 from agent.stacking.calibrate import MASTER_KINDS, build_master
@@ -35,8 +36,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--rejection", choices=METHODS, default="auto", help="pixel rejection (default: auto by count)"
     )
-    p.add_argument("--low", type=float, help="low threshold (gesd: max outlier fraction)")
-    p.add_argument("--high", type=float, help="high threshold (gesd: alpha)")
+    p.add_argument("--low", type=non_negative, help="low threshold (gesd: max outlier fraction)")
+    p.add_argument("--high", type=non_negative, help="high threshold (gesd: alpha)")
     p.add_argument("--combine", choices=COMBINES, default="mean", help="combination of kept values")
     p.add_argument(
         "--normalize",
@@ -44,9 +45,9 @@ def register(subparsers: Any) -> None:
         help="normalisation (default: multiplicative for flats, additive-scale for lights, else none)",
     )
     p.add_argument(
-        "--mem-limit", type=int, default=400, metavar="MB", help="working memory bound (default 400)"
+        "--mem-limit", type=positive_int, default=400, metavar="MB", help="working memory bound (default 400)"
     )
-    p.add_argument("--threads", type=int, help="worker threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, help="worker threads (default: all cores)")
     p.add_argument("--rejection-maps", action="store_true", help="also write OUT_rejlow/_rejhigh.fits")
     p.add_argument("--darkflat", metavar="F", help="flats: master dark flat to calibrate each flat with (preferred)")
     p.add_argument("--bias", metavar="F", help="flats: master bias to calibrate each flat with")

@@ -148,7 +148,8 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[_Path, str]]:
     """Checks across sections, run on the raw data so they are reported even beside other errors."""
     found: list[tuple[_Path, str]] = []
     filters = data.get("filters")
-    names = [f for f in filters if isinstance(f, str)] if isinstance(filters, list) else None
+    # an empty or broken list is reported by the model; judging exposures by it would only repeat that
+    names = [f for f in filters if isinstance(f, str)] or None if isinstance(filters, list) else None
     devices = _section(_section(data, "indi"), "devices")
     if names is not None and len(names) > 1 and devices and not devices.get("wheel"):
         found.append(

@@ -83,7 +83,7 @@ class IndiSettings(_Strict):
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:  # no URL: INDI is no web
             raise _problem(f"{value!r} is not HOST:PORT; write e.g. 'localhost:7624'")
         return value
 

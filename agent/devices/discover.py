@@ -40,13 +40,12 @@ class DeviceDescription:
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    if not host:
-        return address or "localhost", 7624
-    try:
-        return host, int(port)
-    except ValueError:
-        raise ObsAgentError(f"bad INDI address {address!r}; use HOST:PORT, e.g. localhost:7624") from None
+    host, colon, port = address.rpartition(":")
+    if not colon:
+        host, port = address or "localhost", "7624"  # a bare host name: INDI's port
+    if not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ObsAgentError(f"bad INDI address {address!r}; use HOST:PORT, e.g. localhost:7624")
+    return host, int(port)
 
 
 def capabilities(client: IndiClient, device: str) -> list[str]:

@@ -156,11 +156,19 @@ def check_not_newer(db_path: Path) -> None:
     except sqlite3.Error:
         return
     try:
-        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone() if "schema_version" in tables else None
     except sqlite3.Error:
         return
     finally:
         conn.close()
+    if row is None:
+        if tables:  # another program's database: never add our tables to it
+            raise LibraryError(
+                f"{db_path} is another program's SQLite database (tables: {', '.join(sorted(tables)[:3])}), "
+                "not an obsagent library; it is left untouched: point --data at another folder"
+            )
+        return
     reason = newer_than_ours(int(row[0] or 0), db_path)
     if reason is not None:
         raise LibraryError(reason)
