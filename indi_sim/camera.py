@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -228,23 +228,23 @@ class Camera(SimDevice):
         cam = self.driver[self.name]
         exp = cam["CCD_EXPOSURE"]
         start = w.clock.now()
-        factor = w.clock.factor
-        wall_total = duration / factor
+        end = start + timedelta(seconds=duration)
+        wall_total = w.clock.wall_until(end)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         exp["CCD_EXPOSURE_VALUE"] = duration
         log.info("exposure %.4g s started (wall %.3g s)", duration, wall_total)
         await exp.send_setVector(state="Busy")
         exited_at = wall_total / 2 if "FAULT_DRIVER_EXIT" in w.faults else None
+        # the exposure ends at a simulated instant: slow motion or a fast-forward that begins
+        # mid-exposure changes its wall duration, never its simulated one
         while True:
-            elapsed = loop.time() - t0
-            if exited_at is not None and elapsed >= exited_at:
+            if exited_at is not None and loop.time() - t0 >= exited_at:
                 exit_mid_exposure()
-            remaining = wall_total - elapsed
-            if remaining <= 0:
+            if w.clock.now() >= end:
                 break
-            await asyncio.sleep(min(0.5, remaining))
-            exp["CCD_EXPOSURE_VALUE"] = round(max(0.0, remaining - 0.5) * factor, 3)
+            await asyncio.sleep(min(0.5, max(w.clock.wall_until(end), 0.0005)))
+            exp["CCD_EXPOSURE_VALUE"] = round(max(0.0, (end - w.clock.now()).total_seconds()), 3)
             await exp.send_setVector(state="Busy")
         if "FAULT_EXPOSURE_HANG" in w.faults:
             return  # stays Busy forever, no image

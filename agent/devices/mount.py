@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,11 +18,16 @@ from agent.devices.client import IndiClient
 from agent.errors import IndiError, PropertyMissing
 
 
+class SlewInterrupted(IndiError):
+    """A slew was stopped because its owner asked (bad weather): the mount is told to stop."""
+
+
 class Mount:
     def __init__(self, client: IndiClient, name: str, slew_timeout: float = 180.0) -> None:
         self.client = client
         self.name = name
         self.slew_timeout = slew_timeout
+        self.interrupt: Callable[[], bool] | None = None  # checked while a slew runs (unsafe weather)
 
     def connect(self, timeout: float = 15.0) -> None:
         self.client.connect_device(self.name, timeout=timeout)
@@ -91,13 +97,20 @@ class Mount:
         if self.client.has(self.name, "ON_COORD_SET"):
             self.client.set_switch(self.name, "ON_COORD_SET", ["TRACK" if track else "SLEW"])
         base = self.client.send_number(self.name, "EQUATORIAL_EOD_COORD", {"RA": ra_hours, "DEC": dec_deg})
+        self._wait_slew("EQUATORIAL_EOD_COORD", base, f"{self.name} to slew to RA {ra_hours:.3f} h Dec {dec_deg:.2f}°")
+
+    def _wait_slew(self, prop: str, base: int, what: str) -> None:
+        """Wait for the slew; when `interrupt` says so, stop the mount and raise `SlewInterrupted`."""
+        stop = self.interrupt
         self.client.wait_for(
-            self.name,
-            "EQUATORIAL_EOD_COORD",
-            lambda s: s.version > base and s.state == "Ok",
-            self.slew_timeout,
-            f"{self.name} to slew to RA {ra_hours:.3f} h Dec {dec_deg:.2f}°",
+            self.name, prop, lambda s: (stop is not None and stop()) or (s.version > base and s.state == "Ok"),
+            self.slew_timeout, what,
         )
+        if stop is not None and stop():
+            if self.client.has(self.name, "TELESCOPE_ABORT_MOTION"):
+                with contextlib.suppress(IndiError):
+                    self.client.send_switch(self.name, "TELESCOPE_ABORT_MOTION", ["ABORT"])
+            raise SlewInterrupted(f"{what}: stopped")
 
     def goto_j2000(self, ra_deg: float, dec_deg: float, when: dt.datetime | None = None) -> None:
         """Slew to J2000 coordinates: precessed to the equinox of date, which INDI mounts expect."""
@@ -195,10 +208,7 @@ class Mount:
         """Point at an alt-az position: converted to RA/Dec of date for the mount's own site and time."""
         if self.client.has(self.name, "HORIZONTAL_COORD"):
             base = self.client.send_number(self.name, "HORIZONTAL_COORD", {"ALT": alt_deg, "AZ": az_deg})
-            self.client.wait_for(
-                self.name, "HORIZONTAL_COORD", lambda s: s.version > base and s.state == "Ok",
-                self.slew_timeout, f"{self.name} to slew to alt {alt_deg:.1f}° az {az_deg:.1f}°",
-            )
+            self._wait_slew("HORIZONTAL_COORD", base, f"{self.name} to slew to alt {alt_deg:.1f}° az {az_deg:.1f}°")
             return
         from agent import offline
 

@@ -20,6 +20,10 @@ def close_up(ctx: NightContext, reason: str, park: bool = True) -> dict[str, Any
     rig = ctx.rig
     start = ctx.now()
     record: dict[str, Any] = {"at": start.isoformat(timespec="milliseconds"), "reason": reason}
+    seen = ctx.safety.seen_unsafe_at(ctx.clock.time_factor) if ctx.safety is not None else None
+    if seen is not None:  # the times below count from this reading, not from when we got to it
+        start = min(start, seen)
+        record["unsafe_seen"] = seen.isoformat(timespec="milliseconds")
     failures: list[str] = []
 
     def elapsed() -> float:

@@ -93,8 +93,8 @@ class NightContext:
             remaining = (when - self.now()).total_seconds()
             if remaining <= 0:
                 return True
-            if alarm and self.safety is not None and self.safety.unsafe.is_set():
-                return True
+            if alarm and self.safety is not None and self.safety.unsafe.is_set() and not self.safety.closed_up:
+                return True  # unsafe and still open: wake the runner to close up
             if not self.clock.sleep(min(remaining, step), self.alarm):
                 if self.abort.is_set():
                     return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DELIVERY_WALL_S = 1.0  # wall seconds a reading may take to reach us (a racing simulator's clock)
+SETTLE_WALL_S = 10.0  # at the start: how long the weather devices get to connect and report
 POLL_S = 0.25  # wall seconds between two looks at the readings (staleness, safe again)
 CLOUDY_IN_A_ROW = 3  # cloudy lights in a row before imaging pauses
 CLOUD_PAUSES_MIN = (15, 30, 60)  # each further pause in a night is longer (minutes of clock time)
@@ -59,6 +62,7 @@ class SafetyGate:
         self._clouded_until: dt.datetime | None = None
         self._disk_low: str | None = None
         self._stop = threading.Event()
+        self._trip_mono: float | None = None  # monotonic time of this episode's first unsafe reading
         self._thread: threading.Thread | None = None
         self.on_unsafe: Callable[[str], None] | None = None  # the night's notifier (runner thread safe)
 
@@ -67,6 +71,10 @@ class SafetyGate:
         if self.watch is None:
             return
         self.watch.start()
+        deadline = time.monotonic() + SETTLE_WALL_S
+        while time.monotonic() < deadline and not self.watch.conditions().safe:
+            self.watch.changed.wait(0.2)  # a device just connected has not reported yet
+            self.watch.changed.clear()
         self.watch.on_unsafe(self._trip)
         self._look()
         self._thread = threading.Thread(target=self._monitor, name="weather-monitor", daemon=True)
@@ -79,10 +87,23 @@ class SafetyGate:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
 
-    def _trip(self, *_: Any) -> None:
-        """INDI's thread: a device says unsafe. Cheap: flag it and wake the runner."""
+    def _trip(self, conditions: Any = None) -> None:
+        """INDI's thread: a device says unsafe. Cheap: note the moment and why, flag it, wake the runner."""
+        if self._trip_mono is None:
+            self._trip_mono = time.monotonic()
+        reasons = list(getattr(conditions, "reasons", None) or [])
+        if reasons:
+            with self._lock:
+                self._reasons = reasons
         self.unsafe.set()
         self.wake()
+
+    def seen_unsafe_at(self, time_factor: float = 1.0) -> dt.datetime | None:
+        """When this episode's first unsafe reading arrived (clock time), or None."""
+        mark = self._trip_mono
+        if mark is None:
+            return None
+        return self.now() - dt.timedelta(seconds=(time.monotonic() - mark) * time_factor)
 
     def _monitor(self) -> None:
         while not self._stop.wait(POLL_S):
@@ -106,14 +127,20 @@ class SafetyGate:
                 self._last_unsafe = now
                 self._safe_since = None
                 newly = not self.unsafe.is_set()
+                if self._trip_mono is None:
+                    self._trip_mono = time.monotonic()
                 self.unsafe.set()
             else:
                 newly = False
                 if self.unsafe.is_set():
                     self._safe_since = now  # the hysteresis counts from the first safe reading
+                self._trip_mono = None
                 self.unsafe.clear()
         if newly:
+            log.warning("weather unsafe at %s: %s", f"{now:%H:%M:%S}", "; ".join(reading.reasons))
             self.wake()
+        elif reading.safe and self._safe_since == now and self._last_unsafe is not None:
+            log.info("weather safe again at %s", f"{now:%H:%M:%S}")
 
     # ---- asking --------------------------------------------------------------------------------
     @property
@@ -212,6 +239,7 @@ def open_gate(ctx: NightContext) -> SafetyGate:
         watch = WeatherWatch(
             ctx.rig.client, list(settings.weather), settings.max_age, settings.unsafe_on, ctx.clock.now
         )
+        watch.slack = lambda: DELIVERY_WALL_S * max(ctx.clock.time_factor - 1.0, 0.0)
     last = dt.datetime.fromisoformat(ctx.progress.last_unsafe) if ctx.progress.last_unsafe else None
 
     def wake() -> None:
@@ -222,5 +250,7 @@ def open_gate(ctx: NightContext) -> SafetyGate:
     ctx.safety = gate
     ctx.sky_stop = SkyStop(ctx.abort, gate)
     ctx.rig.camera.stop_event = ctx.sky_stop
+    if ctx.rig.mount is not None:
+        ctx.rig.mount.interrupt = gate.unsafe.is_set  # a slew into rain stops; the close-up parks
     gate.start()
     return gate

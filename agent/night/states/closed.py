@@ -9,6 +9,7 @@ until the sky may be used again — safe for the whole hysteresis — or the nig
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from agent.night.closeup import close_up_if_unsafe
 from agent.night.context import NightContext
@@ -47,19 +48,21 @@ def run(ctx: NightContext) -> str:
         if reason is None or now_due.activity not in SKY_ACTIVITIES:
             return "dispatch"
         ctx.status.update(activity="closed", hold=reason)
-        if reason != announced and not reason.startswith("unsafe"):
+        kind = re.sub(r"[\d:]+", "N", reason)  # "waiting for 7 min" is the same news as "for 10 min"
+        if kind != announced and not reason.startswith("unsafe"):
             ctx.note("info", f"sky closed: {reason}")
-        announced = reason
+        announced = kind
         wake = min(m for m in (now_due.until, gate.resume_at(), now + NAP) if m is not None)
         problem = space_problem(ctx)
         gate.set_disk_low(problem)
         if problem is None:
+            keep_going = lambda: _still_closed(ctx)  # noqa: E731
             try:
-                all_done = capture_jobs(ctx, now_due.until, keep_going=lambda: _still_closed(ctx))
+                all_done = capture_jobs(ctx, now_due.until, keep_going=keep_going)
             except DiskLow:
                 all_done = True
-            if not all_done:
-                continue
+            if not all_done and not keep_going():
+                continue  # stopped to close up, or the sky may be used again: decide afresh
         ctx.sleep_until(max(wake, ctx.now() + dt.timedelta(seconds=30)), alarm=True)
 
 

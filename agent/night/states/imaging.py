@@ -52,11 +52,16 @@ def run(ctx: NightContext) -> str:
         if block is None:
             return "dispatch"
         if pointed != block.target:
+            log.debug("pointing at %s", block.target)
             _point(ctx, block.target)
             pointed = block.target
+            log.debug("pointed; preparing the camera")
             ctx.rig.camera.prepare(binning=ctx.seq.camera.binning)  # another client may have changed it
+        log.debug("filter %s", block.filter)
         move_filter(ctx, block.filter)
+        log.debug("set-point")
         _hold_set_point(ctx)
+        log.debug("capturing")
         ctx.status.update(
             activity="imaging",
             target=block.target,
