@@ -294,6 +294,15 @@ class Library:
             out.append(d)
         return out
 
+    def reject_light(self, frame_id: int, reason: str) -> None:
+        """A light judged unusable (clouds in it): never calibrated, never counted towards a campaign."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE frames SET state = 'rejected', reason = ? WHERE id = ? AND frame_type = 'light'",
+                (reason, frame_id),
+            )
+        self.record_light_calibration(frame_id, status="rejected", masters_used={}, reason=reason)
+
     def reject_frame(self, frame_id: int, reason: str) -> None:
         with self.transaction() as c:
             n = c.execute(

@@ -10,13 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, SensorKind
 from agent.library.needs import PlannedLight, needs
 from agent.library.policy import library_policy
 from agent.library.store import Library
 from agent.night.context import NightContext
+
+if TYPE_CHECKING:
+    from agent.night.clouds import CloudCheck
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +165,8 @@ class LightCalibrator:
         self.thread.start()
         self.calibrated = 0
         self.failed = 0
+        self.clouded = 0
+        self.clouds = _cloud_check(ctx)
 
     def submit(self, path: Path) -> None:
         self.queue.put(path)
@@ -176,6 +181,8 @@ class LightCalibrator:
                 if path is None:
                     return
                 try:
+                    if self.clouds is not None and self._cloudy(lib, path):
+                        continue
                     status = calibrate_light_file(lib, path, self.policy, self.ctx.data_dir)
                     if status == "calibrated":
                         self.calibrated += 1
@@ -185,6 +192,33 @@ class LightCalibrator:
         finally:
             lib.close()
 
+    def _cloudy(self, lib: Library, path: Path) -> bool:
+        """Judge the light against tonight's clear ones; a cloudy light is rejected with the reason."""
+        from agent.fitsfile import read_image
+
+        assert self.clouds is not None
+        row = lib.light_frame(path)
+        if row is None:
+            return False
+        image = read_image(path)
+        header = image.header
+        key = (str(header.get("OBJECT") or path.parent.name), str(row["filter"] or ""), float(row["exposure"] or 0))
+        verdict = self.clouds.judge(image.data, key)
+        gate = self.ctx.safety
+        if verdict.ok:
+            if gate is not None:
+                gate.report_light(cloudy=False)
+            return False
+        reason = verdict.reason or "cloud"
+        lib.reject_light(int(row["id"]), reason)
+        self.clouded += 1
+        log.warning("%s rejected: %s", path.name, reason)
+        if gate is not None:
+            pause = gate.report_light(cloudy=True)
+            if pause:
+                log.warning("%s", pause)
+        return True
+
     def drain(self, timeout: float = 600.0) -> None:
         end = time.monotonic() + timeout
         while not self.queue.empty() and time.monotonic() < end:
@@ -193,6 +227,23 @@ class LightCalibrator:
     def close(self) -> None:
         self.queue.put(None)
         self.thread.join(timeout=60)
+
+
+def _cloud_check(ctx: NightContext) -> CloudCheck | None:
+    """The night's judge of clouds in its own lights (the sequence's safety.cloud_check)."""
+    settings = ctx.seq.safety.cloud_check
+    if not settings.enabled:
+        return None
+    from agent.night.clouds import CloudCheck
+
+    pedestal = 0.0
+    try:
+        from agent.night.sky_flats import bias_level
+
+        pedestal, _ = bias_level(ctx)
+    except Exception:  # noqa: BLE001 - no master bias yet: the star count still judges
+        log.debug("no bias level for the cloud check", exc_info=True)
+    return CloudCheck(settings.min_star_fraction, settings.max_sky_ratio, settings.min_stars, pedestal=pedestal)
 
 
 def calibrate_light_file(lib: Library, path: Path, policy: LibraryPolicy, data_dir: Path) -> str:
