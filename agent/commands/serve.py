@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="data directory (default: OBSAGENT_DATA or ~/.local/share/obsagent)")
     p.add_argument("--indi", metavar="HOST:PORT", help="INDI server (default: the sequence file's)")
     p.add_argument("--nights", type=int, metavar="N", help="stop after N finished nights (default: run for ever)")
+    p.add_argument("--until-night", metavar="YYYY-MM-DD",
+                   help="stop once the night of this date is finished (counted from the data, so a restart keeps it)")
     p.add_argument("--sim", action="store_true", help="start the simulated observatory and run against it")
     p.add_argument("--weather", type=Path, metavar="SCENARIO", help="with --sim: the weather scenario file")
     p.add_argument("--sim-start", metavar="ISO", help="with --sim: UTC start (default: before tonight's cooling)")
@@ -42,6 +44,11 @@ def _check(args: argparse.Namespace) -> None:
                 raise ConfigError(f"{flag} needs --sim (it sets up the simulated observatory)")
     if args.weather is not None and not args.weather.is_file():
         raise ConfigError(f"--weather {args.weather}: no such scenario file; check the path")
+    if args.until_night is not None:
+        try:
+            args.until_night = dt.date.fromisoformat(args.until_night)
+        except ValueError:
+            raise ConfigError(f"--until-night {args.until_night!r} is not a date YYYY-MM-DD") from None
     if args.time_factor <= 0:
         raise ConfigError(f"--time-factor {args.time_factor:g}: give a positive number")
 
@@ -66,7 +73,8 @@ def serve(args: argparse.Namespace) -> int:
     from agent.commands.run import start_uploads
 
     options = ServeOptions(
-        data=root, indi=indi, nights=args.nights, fast_forward=fast_forward, uploads=start_uploads,
+        data=root, indi=indi, nights=args.nights, last_night=args.until_night, fast_forward=fast_forward,
+        uploads=start_uploads,
         notify=_notifier(source), service=ServiceNotifier(),
     )
     loop = ServeLoop(source, options)
@@ -75,7 +83,7 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         if rig is not None:
             rig.close()
-    if args.sim or args.nights:
+    if args.sim or args.nights or args.until_night:
         _print_campaign(source, root)
     if result.stopped:
         print(f"stopped ({result.stopped}) after {len(result.nights)} night(s)")

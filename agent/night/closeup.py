@@ -77,7 +77,11 @@ def close_up(ctx: NightContext, reason: str, park: bool = True) -> dict[str, Any
 def mark_reopened(ctx: NightContext) -> None:
     """The sky is used again: the last close-up gets its reopening time (the hysteresis is checked on it)."""
     if ctx.progress.safety and "reopened" not in ctx.progress.safety[-1]:
-        ctx.progress.safety[-1]["reopened"] = ctx.now().isoformat(timespec="seconds")
+        record = ctx.progress.safety[-1]
+        record["reopened"] = ctx.now().isoformat(timespec="seconds")
+        safe_since = ctx.safety.safe_since if ctx.safety is not None else None
+        if safe_since is not None:
+            record["safe_since"] = safe_since.isoformat(timespec="seconds")
         ctx.progress_store.save(ctx.progress)
 
 

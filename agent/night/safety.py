@@ -149,6 +149,12 @@ class SafetyGate:
             return list(self._reasons)
 
     @property
+    def safe_since(self) -> dt.datetime | None:
+        """The first safe reading after the last unsafe one (the hysteresis counts from it)."""
+        with self._lock:
+            return self._safe_since
+
+    @property
     def last_unsafe(self) -> dt.datetime | None:
         with self._lock:
             return self._last_unsafe

@@ -36,6 +36,7 @@ class ServeOptions:
     data: Path
     indi: str
     nights: int | None = None  # stop after this many finished nights (None: run for ever)
+    last_night: dt.date | None = None  # stop once this night is finished (survives a restart)
     fast_forward: float | None = None  # simulator only: speed while waiting through the day
     uploads: Any = None  # the night's uploader factory
     notify: Callable[[str, str, str], None] | None = None
@@ -79,6 +80,8 @@ class ServeLoop:
         try:
             while not self.stop.is_set():
                 if self.options.nights is not None and len(self.result.nights) >= self.options.nights:
+                    break
+                if self.options.last_night is not None and self._finished(self.options.last_night):
                     break
                 self._check_reload()
                 try:
@@ -157,6 +160,12 @@ class ServeLoop:
             self._summary(result.night)
             return
         raise ObsAgentError(f"the night of {result.night} stopped: {result.reason}")
+
+    def _finished(self, night: dt.date) -> bool:
+        from agent.night.progress import ProgressStore
+
+        progress = ProgressStore(self.options.data).load(night.isoformat())
+        return progress is not None and progress.state == "done"
 
     def _check_data_folder(self) -> None:
         """A data folder that held a library and vanished (a pulled disk) is waited for, never

@@ -8,9 +8,11 @@ until the sky may be used again — safe for the whole hysteresis — or the nig
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 
+from agent.errors import IndiError
 from agent.night.closeup import close_up_if_unsafe
 from agent.night.context import NightContext
 from agent.night.dispatch import Due, due
@@ -63,7 +65,22 @@ def run(ctx: NightContext) -> str:
                 all_done = True
             if not all_done and not keep_going():
                 continue  # stopped to close up, or the sky may be used again: decide afresh
-        ctx.sleep_until(max(wake, ctx.now() + dt.timedelta(seconds=30)), alarm=True)
+        nap(ctx, max(wake, ctx.now() + dt.timedelta(seconds=30)))
+
+
+def nap(ctx: NightContext, until: dt.datetime) -> None:
+    """Sleep while closed; a simulator runs fast meanwhile (it slows down by itself at its next
+    weather change), and normal speed is back before anything is done."""
+    fast = ctx.status.get("fast_forward")
+    forward = getattr(ctx.clock, "fast_forward", None)
+    if fast and forward is not None:
+        forward(until, float(fast))
+    try:
+        ctx.sleep_until(until, alarm=True)
+    finally:
+        if fast and forward is not None and ctx.now() < until:
+            with contextlib.suppress(IndiError):
+                forward(None, 1.0)
 
 
 def _still_closed(ctx: NightContext) -> bool:
