@@ -301,7 +301,7 @@ class Library:
                 "UPDATE frames SET state = 'rejected', reason = ? WHERE id = ? AND frame_type = 'light'",
                 (reason, frame_id),
             )
-        self.record_light_calibration(frame_id, status="rejected", masters_used={}, reason=reason)
+        self.record_light_calibration(frame_id, status="failed", masters_used={}, reason=reason)
 
     def reject_frame(self, frame_id: int, reason: str) -> None:
         with self.transaction() as c:

@@ -6,8 +6,8 @@ cloudy when it has fewer than `min_star_fraction` of the reference's stars, or a
 pedestal more than `max_sky_ratio` times the reference's (clouds lit by a town or the Moon).
 
 A night that starts under cloud must not become the reference: a light joins it only with at
-least `min_stars` stars, at any exposure. Until one does, lights are judged "cloud?" with that
-rule named, so a sparse field (narrowband, short exposures) needs a lower `min_stars`. Because the
+least `min_stars` stars, at any exposure. Until one does, lights are kept and said to be unjudged
+(with the rule named), so a sparse field (narrowband, short exposures) is not lost. Because the
 reference keeps the best lights, clear lights that come later replace clouded ones, and thin
 cloud thickening slowly cannot drag it down.
 
@@ -132,15 +132,14 @@ class CloudCheck:
                     False, f"cloud: sky {above:.0f} ADU above the pedestal against {ref_above:.0f}", sky, stars
                 )
         if stars < self.min_stars:
-            if ref.best:
-                return Verdict(True, None, sky, stars)  # within the reference's range: sparse, not cloudy
-            return Verdict(
-                False,
-                f"cloud? {stars} stars, fewer than the {self.min_stars} a clear light needs "
-                "(safety.cloud_check.min_stars)",
-                sky,
-                stars,
+            # Too few stars to be a reference. Without one there is nothing to judge against: a sparse
+            # field (narrowband, a short exposure) must not lose every light, so the light is kept
+            # and said to be unjudged; with one, it is within the reference's range.
+            note = None if ref.best else (
+                f"not judged for clouds: {stars} stars, fewer than the {self.min_stars} a reference needs "
+                "(safety.cloud_check.min_stars)"
             )
+            return Verdict(True, note, sky, stars)
         ref.best.append((stars, sky))
         ref.best.sort(key=lambda item: -item[0])
         del ref.best[self.keep:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import threading
 from collections.abc import Callable
@@ -169,7 +170,15 @@ class NightContext:
             path = self.frame_path(frame_type, exposure, index, filter_name, target)
         if target:
             frame.header["OBJECT"] = target
-        write_fits_atomic(path, frame.data, frame.header)
+        try:
+            write_fits_atomic(path, frame.data, frame.header)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            from agent.night.housekeeping import DiskLow
+
+            raise DiskLow(f"disk full writing {path.name} in {self.data_dir}; this frame is lost, "
+                          "capture waits for free space") from exc
         result = self.library.ingest_file(path)
         if getattr(result, "status", "added") == "quarantined":
             self.note("warning", f"{path.name} was quarantined: {result.reason}")

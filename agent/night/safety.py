@@ -213,6 +213,11 @@ class SafetyGate:
         with self._lock:
             return self._clouded_until is not None and now < self._clouded_until
 
+    @property
+    def disk_low(self) -> bool:
+        with self._lock:
+            return self._disk_low is not None
+
     def set_disk_low(self, message: str | None) -> None:
         with self._lock:
             self._disk_low = message

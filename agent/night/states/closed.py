@@ -20,49 +20,63 @@ from agent.night.housekeeping import DiskLow, space_problem
 from agent.night.states.calibration import capture_jobs, must_close_up
 
 SKY_ACTIVITIES = {"dusk_flats", "imaging", "dawn_flats"}
+CAPTURING = SKY_ACTIVITIES | {"gap_calibration", "morning_calibration", "panel_flats"}
 NAP = dt.timedelta(minutes=5)
 
 
 def route(ctx: NightContext, now_due: Due) -> str:
-    """The activity to run: what is due, unless the sky is closed for it or the rig must close up."""
+    """The activity to run: what is due, unless the sky is closed for it, the disk has no room for
+    its frames, or the rig must close up."""
     gate = ctx.safety
     if gate is None:
         return now_due.activity
     if must_close_up(ctx):
+        return "closed"
+    if now_due.activity in CAPTURING and gate.disk_low:
         return "closed"
     if now_due.activity in SKY_ACTIVITIES and not gate.sky_ok(ctx.now()):
         return "closed"
     return now_due.activity
 
 
+def _held(ctx: NightContext, activity: str) -> bool:
+    """Does the hold still apply to what is due?"""
+    gate = ctx.safety
+    assert gate is not None
+    if activity in CAPTURING and gate.disk_low:
+        return True
+    return activity in SKY_ACTIVITIES and not gate.sky_ok(ctx.now())
+
+
 def run(ctx: NightContext) -> str:
     gate = ctx.safety
     if gate is None:
         return "dispatch"
-    close_up_if_unsafe(ctx)
     announced: str | None = None
     while True:
         ctx.check_abort()
         close_up_if_unsafe(ctx)
+        problem = space_problem(ctx)
+        if problem is not None and not gate.disk_low:
+            ctx.tell("disk_low", "obsagent: disk low", problem)
+        gate.set_disk_low(problem)
         now = ctx.now()
         now_due = due(ctx)
-        reason = gate.hold_reason(now)
-        if reason is None or now_due.activity not in SKY_ACTIVITIES:
+        if not _held(ctx, now_due.activity):
             return "dispatch"
+        reason = gate.hold_reason(now) or "closed"
         ctx.status.update(activity="closed", hold=reason)
-        kind = re.sub(r"[\d:]+", "N", reason)  # "waiting for 7 min" is the same news as "for 10 min"
+        kind = re.sub(r"[\d:.]+", "N", reason)  # "waiting for 7 min" is the same news as "for 10 min"
         if kind != announced and not reason.startswith("unsafe"):
-            ctx.note("info", f"sky closed: {reason}")
+            ctx.note("warning" if problem else "info", f"sky closed: {reason}" if not problem else reason)
         announced = kind
         wake = min(m for m in (now_due.until, gate.resume_at(), now + NAP) if m is not None)
-        problem = space_problem(ctx)
-        gate.set_disk_low(problem)
         if problem is None:
             keep_going = lambda: _still_closed(ctx)  # noqa: E731
             try:
                 all_done = capture_jobs(ctx, now_due.until, keep_going=keep_going)
             except DiskLow:
-                all_done = True
+                continue  # the frame would not fit: the disk hold takes over
             if not all_done and not keep_going():
                 continue  # stopped to close up, or the sky may be used again: decide afresh
         nap(ctx, max(wake, ctx.now() + dt.timedelta(seconds=30)))
