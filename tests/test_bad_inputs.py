@@ -469,6 +469,10 @@ FOLDER_AND_DATABASE_MISTAKES: list[Case] = [
     ("needs of a newer library", lambda t: ["library", "needs", "--data", newer_library(t)], 2, ("newer",)),
     ("status of a truncated library", lambda t: ["library", "status", "--data", truncated_library(t)], 2, ("library",)),
     ("library file that is a folder", lambda t: ["library", "status", "--data", str((data_folder(t) / "library.sqlite").mkdir() or data_folder(t))], 2, ("library",)),
+    ("report of a corrupt library", lambda t: ["report", "--data", library_file(t, CORRUPT)], 2, ("library",)),
+    ("report of another program's SQLite", lambda t: ["report", "--data", foreign_sqlite(t)], 2, ("library",)),
+    ("report of a newer library", lambda t: ["report", "--data", newer_library(t)], 2, ("newer",)),
+    ("report of a night in a newer library", lambda t: ["report", "--night", "2026-03-14", "--data", newer_library(t)], 2, ("newer",)),
 ]  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from pathlib import Path
 
 from agent.errors import ConfigError
 from agent.paths import data_dir
@@ -36,19 +37,32 @@ def night_date(text: str) -> str:
         raise ConfigError(f"--night {text!r} is not a date; write YYYY-MM-DD, e.g. 2026-03-14") from None
 
 
+def refuse_unusable_library(root: Path) -> None:
+    """Open the folder's library as every library command does, so a damaged, foreign or newer one
+    is the same one line (exit 2) here, never "no night has run yet"; a folder without one is left
+    without one."""
+    from agent.library.store import DB_NAME, Library
+
+    if (root / DB_NAME).exists() or (root / DB_NAME).is_symlink():
+        with Library(root, check=False):
+            pass
+
+
 def run(args: argparse.Namespace) -> int:
     from agent.night.report import build_report, print_report
 
     night = night_date(args.night) if args.night else None
     if args.campaign:
         return run_campaign(args, night)
+    root = data_dir(args.data)
+    refuse_unusable_library(root)
     policy = None
     if args.sequence:
         from agent.config import load_sequence
         from agent.library.policy import library_policy
 
         policy = library_policy(load_sequence(args.sequence))
-    report = build_report(data_dir(args.data), night, policy)
+    report = build_report(root, night, policy)
     print_report(report, as_json=args.json)
     return 0 if report.get("night") else 1
 
