@@ -41,6 +41,8 @@ class LiveStatus:
         if not force and now - self._written < MIN_WRITE_S:
             return
         self._written = now
+        if not self.data_dir.is_dir():
+            return  # a pulled disk: never make the folder again on the disk it was mounted over
         try:
             write_status(self.data_dir, self.status)
         except OSError as exc:  # a status file must never stop the night

@@ -69,7 +69,11 @@ class ProgressStore:
             return None
 
     def save(self, progress: RunProgress) -> None:
-        """Written atomically; a data folder that vanished (a pulled disk) loses only this update."""
+        """Written atomically; a data folder that vanished (a pulled disk) loses only this update,
+        and is never made again on the disk it was mounted over."""
+        if not self.dir.is_dir():
+            log.error("night progress not saved: %s is gone", self.dir)
+            return
         try:
             with atomic_output(self.path(progress.night), "w") as fh:
                 json.dump(asdict(progress), fh, indent=1)

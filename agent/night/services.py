@@ -180,6 +180,9 @@ class LightCalibrator:
                 path = self.queue.get()
                 if path is None:
                     return
+                if not lib.db_path.exists():
+                    log.error("not calibrating %s: the data folder is gone", path.name)
+                    continue
                 try:
                     if self.clouds is not None and self._cloudy(lib, path):
                         continue

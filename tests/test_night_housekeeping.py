@@ -1,0 +1,124 @@
+"""The data disk during a simulated night: a full one holds capture with a message until space
+returns; one that vanishes (a USB disk pulled) stops the night safely and is never made again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.sim_fixtures import needs_indiserver
+from tests.test_agent_night import (
+    NIGHT,
+    assert_night_complete,
+    library,
+    night_runner,
+    start_sim,
+    write_sequence,
+)
+
+pytestmark = [pytest.mark.indi, needs_indiserver]
+
+
+@contextmanager
+def small_disk(where: Path, size_mb: int) -> Iterator[Path]:
+    """A real file system of `size_mb` (tmpfs), so the disk really fills."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); needs root")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def _notes(data: Path) -> list[str]:
+    try:
+        progress = json.loads((data / "nights" / f"{NIGHT}.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(e["text"]) for e in progress["events"]]
+
+
+def test_a_full_disk_holds_capture_until_space_returns_and_the_night_completes(
+    sim_server: Callable[..., object], tmp_path: Path
+) -> None:
+    seq_path = write_sequence(tmp_path)
+    raw = yaml.safe_load(seq_path.read_text())
+    raw["housekeeping"] = {"min_free_mb": 2}
+    seq_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with small_disk(tmp_path / "disk", 40) as disk:
+        filler = disk / "someone-elses-videos.bin"
+        with filler.open("wb") as fh:  # leave about 5 MB: the first darks fit, then the disk is full
+            fh.write(b"\0" * (int(shutil.disk_usage(disk).free) - 5 * 2**20))
+        data = disk / "data"
+        server = start_sim(sim_server, seq_path)
+        runner = night_runner(seq_path, server, data)
+        results: list[object] = []
+        worker = threading.Thread(target=lambda: results.append(runner.run()), daemon=True)  # type: ignore[attr-defined]
+        worker.start()
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not any(n.startswith("disk low") for n in _notes(data)):
+            assert worker.is_alive(), "the night ended instead of waiting for space"
+            time.sleep(0.1)
+        assert any(n.startswith("disk low") for n in _notes(data)), "the full disk is said plainly"
+        held_at = len(list((data / "frames").rglob("*.fits")))
+        time.sleep(2.0)  # a few simulated hours: nothing more is captured while the disk is full
+        assert len(list((data / "frames").rglob("*.fits"))) == held_at
+        filler.unlink()  # the user makes room
+        worker.join(timeout=600)
+        assert not worker.is_alive()
+        result = results[0]
+        assert result.final_state == "done", result  # type: ignore[attr-defined]
+        notes = " ".join(_notes(data))
+        assert "AttributeError" not in notes and "failed" not in notes, notes
+        assert_night_complete(data)
+
+
+def test_a_pulled_data_disk_stops_the_night_safely_and_is_not_made_again(
+    sim_server: Callable[..., object], tmp_path: Path
+) -> None:
+    from agent.devices import IndiClient
+
+    seq_path = write_sequence(tmp_path)
+    data = tmp_path / "usb" / "obsagent"
+    server = start_sim(sim_server, seq_path)
+    runner = night_runner(seq_path, server, data)
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(runner.run()), daemon=True)  # type: ignore[attr-defined]
+    worker.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list((data / "frames").rglob("light_*.fits"))) < 2:
+        time.sleep(0.05)
+    pulled = tmp_path / "usb-in-a-drawer"
+    os.rename(tmp_path / "usb", pulled)  # the disk is gone from its mount point
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    result = results[0]
+    assert result.aborted and "data folder" in str(result.reason), result  # type: ignore[attr-defined]
+    assert not (tmp_path / "usb").exists(), "the data folder is not made again on the system disk"
+    client = IndiClient("127.0.0.1", server.port)  # type: ignore[attr-defined]
+    client.connect()
+    try:
+        client.wait_property("Sim FlatPanel", "CAP_PARK", timeout=10)
+        assert client.get("Sim FlatPanel", "CAP_PARK").values.get("PARK"), "the cap is closed"
+        assert client.get("Sim Camera", "CCD_EXPOSURE").state != "Busy", "no exposure left running"
+    finally:
+        client.disconnect()
+    # nothing written before the disk went was lost: every frame has its row, no half-written file
+    files = sorted(p.relative_to(pulled / "obsagent").as_posix() for p in (pulled / "obsagent" / "frames").rglob("*"))
+    assert not [f for f in files if f.endswith(".part")]
+    with library(pulled / "obsagent") as conn:
+        rows = sorted(r[0] for r in conn.execute("SELECT path FROM frames"))
+    assert sorted(f for f in files if f.endswith(".fits")) == rows
