@@ -9,6 +9,7 @@ import pytest
 from astropy.io import fits
 
 from agent.errors import ConfigError, CorruptFile, FrameMismatch
+from agent.stacking import products
 from agent.stacking.combine import DEFAULT_THRESHOLDS, METHODS, MemoryLimitTooSmall, combine
 from agent.stacking.frames import UnsupportedFrame
 from tests.stack_fixtures import planted_stack, reference_stack
@@ -187,7 +188,8 @@ def test_master_file_is_float32_with_provenance(tmp_path: Path) -> None:
         data = hdul[0].data
         hdr = hdul[0].header
     assert data.dtype == np.dtype(">f4") and data.shape == cube.shape[1:]
-    np.testing.assert_array_equal(data, master.data)
+    assert hdr["ADUSCALE"] == 65535.0  # the products' form: ADU / 65535, read back in ADU
+    np.testing.assert_allclose(products.read_product(out)[0], master.data, rtol=2e-7)
     assert hdr["IMAGETYP"] == "Master Dark"
     assert hdr["NCOMBINE"] == 8 and hdr["REJECT"] == "sigma" and hdr["COMBINE"] == "mean"
     assert hdr["EXPTIME"] == 60.0 and hdr["GAIN"] == 100 and hdr["OBSRECIP"] == "test"

@@ -26,7 +26,7 @@ from astropy.io import fits
 from agent import __version__
 from agent.errors import ConfigError
 from agent.fitsfile import write_fits_atomic
-from agent.stacking import kernels, rejection
+from agent.stacking import kernels, products, rejection
 from agent.stacking.frames import FrameSource, check_consistent, source_of
 from agent.stacking.normalize import NORMALIZATIONS, Normalization, normalization_factors
 from agent.stacking.stats import SampleStats, gesd_critical_values, per_frame, sample_stats
@@ -102,8 +102,9 @@ class Master:
     rejection_high: np.ndarray | None = None
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write float32 FITS atomically; rejection maps go beside it as NAME_rejlow/_rejhigh.fits."""
-        target = write_fits_atomic(path, np.asarray(self.data, dtype=np.float32), self.header)
+        """Write atomically as a product (float32 ADU / 65535 with ADUSCALE, `products.py`), the form
+        Siril and PixInsight read without rescaling; rejection maps go beside it as NAME_rejlow/_rejhigh.fits."""
+        target = products.write_product(path, self.data, self.header)
         for suffix, rmap in (("rejlow", self.rejection_low), ("rejhigh", self.rejection_high)):
             if rmap is not None:
                 hdr = fits.Header()

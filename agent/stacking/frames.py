@@ -9,6 +9,8 @@ Files are found and checked by the one FITS reader (`agent.fitsfile`): the image
 extension HDU. A compressed file (`.fits.fz`, `.fits.gz`) has no such block: its stored words are
 decompressed into memory once. A frame with masked pixels (integer BLANK, NaN, inf) is held in
 memory as floats with NaN there, which the float kernel leaves out of each pixel's stack.
+Our own products (masters, calibrated lights: ADU / ADUSCALE, `products.py`) are decoded back to
+ADU, so stacking calibrated lights works in the same units as raw frames.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from astropy.io import fits
 
 from agent.errors import CorruptFile, FrameMismatch
 from agent.fitsfile import ImageLayout, UnreadableImage, decode, locate_image, masked_mask, read_stored
+from agent.stacking.products import adu_header, adu_scale
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +110,14 @@ def open_fits(path: str | os.PathLike[str]) -> FrameSource:
     into memory; masked pixels are counted (once per file and process) and become NaN.
     """
     layout = locate_image(path)
-    header = layout.header
+    scale = adu_scale(layout.header)  # our products store ADU / ADUSCALE: decoded back to ADU
+    header = adu_header(layout.header)
     source = FrameSource(
         path=layout.path,
         shape=(layout.shape[0], layout.shape[1]),
         bitpix=layout.bitpix,
-        bzero=layout.bzero,
-        bscale=layout.bscale,
+        bzero=layout.bzero * scale,
+        bscale=layout.bscale * scale,
         xbin=_int_or_none(header.get("XBINNING")),
         ybin=_int_or_none(header.get("YBINNING")),
         header=header,
@@ -130,6 +134,8 @@ def open_fits(path: str | os.PathLike[str]) -> FrameSource:
         )
     values, _ = decode(source.raw if source.raw is not None else read_stored(layout), layout)
     values = values.astype(np.float64 if values.dtype.itemsize > 4 else np.float32, copy=False)
+    if scale != 1.0:
+        values = values * values.dtype.type(scale)
     return FrameSource(
         path=source.path,
         shape=source.shape,

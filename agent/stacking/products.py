@@ -55,16 +55,25 @@ def to_file_form(data: np.ndarray, header: fits.Header) -> tuple[np.ndarray, fit
     return stored, hdr
 
 
-def to_adu_form(data: np.ndarray, header: fits.Header) -> tuple[np.ndarray, fits.Header]:
-    """Stored data and header -> ADU float32 and a header with DATAMAX in ADU; no-op on old files."""
-    scale = adu_scale(header)
+def adu_header(header: fits.Header) -> fits.Header:
+    """A product's header as its data read in ADU: no ADUSCALE, DATAMAX in ADU; others unchanged.
+    For readers that apply `adu_scale` themselves (the stacker scales as it decodes bands)."""
     if SCALE_KEY not in header:
-        return data, header
+        return header
     hdr = header.copy()
     hdr.remove(SCALE_KEY, ignore_missing=True)
     if FULL_KEY in hdr:
         hdr["DATAMAX"] = (int(hdr[FULL_KEY]), "full scale of the data range (ADU)")
         hdr.remove(FULL_KEY)
+    return hdr
+
+
+def to_adu_form(data: np.ndarray, header: fits.Header) -> tuple[np.ndarray, fits.Header]:
+    """Stored data and header -> ADU float32 and a header with DATAMAX in ADU; no-op on old files."""
+    scale = adu_scale(header)
+    if SCALE_KEY not in header:
+        return data, header
+    hdr = adu_header(header)
     out = np.asarray(data, np.float32).astype(np.float32, copy=True)  # native order, writable
     out *= np.float32(scale)  # exact product rounded once: the same as in float64
     return out, hdr
@@ -184,6 +193,7 @@ __all__ = [
     "DEFECTS_SUFFIX",
     "FULL_KEY",
     "SCALE_KEY",
+    "adu_header",
     "adu_scale",
     "defects_path",
     "master_keywords",
