@@ -170,6 +170,10 @@ class NightContext:
             path = self.frame_path(frame_type, exposure, index, filter_name, target)
         if target:
             frame.header["OBJECT"] = target
+        if not self.library.db_path.exists():  # the disk went during the exposure
+            from agent.night.housekeeping import data_gone
+
+            raise data_gone(self)
         try:
             write_fits_atomic(path, frame.data, frame.header)
         except OSError as exc:
