@@ -55,25 +55,11 @@ def sim_start_for(seq: Any, night: dt.date) -> dt.datetime:
     return first - dt.timedelta(minutes=20)
 
 
-def _attach_night_log(root: Path, night: str) -> logging.Handler:
-    logs = root / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(logs / f"{night}.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    logging.getLogger().addHandler(handler)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
-        for h in logging.getLogger().handlers:
-            if h is not handler and isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
-                h.setLevel(logging.WARNING)
-    return handler
-
-
 def run(args: argparse.Namespace) -> int:
     from agent.config import load_sequence
     from agent.night.runner import NightRunner
     from agent.planner import default_night
+    from agent.serve.nightlog import attach_night_log
 
     seq = load_sequence(args.sequence)
     root = data_dir(args.data)
@@ -100,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         if fast_forward:
             runner.fast_forward = fast_forward
         night_key = (night or default_night(seq.site.zone)).isoformat()
-        handler = _attach_night_log(root, night_key)
+        handler = attach_night_log(root, night_key)
         result = runner.run_in_thread()
     finally:
         status_line.close()

@@ -59,6 +59,10 @@ def serve(args: argparse.Namespace) -> int:
     from agent.service.systemd import ServiceNotifier
 
     _check(args)
+    from agent.service.logging import configure_service_logging
+
+    configure_service_logging(logging.DEBUG if args.verbose >= 2 else logging.INFO)
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # every state change is our own line already
     root = data_dir(args.data)
     source = SequenceFile(args.sequence)
     seq = source.current

@@ -22,8 +22,12 @@ def close_up(ctx: NightContext, reason: str, park: bool = True) -> dict[str, Any
     record: dict[str, Any] = {"at": start.isoformat(timespec="milliseconds"), "reason": reason}
     seen = ctx.safety.seen_unsafe_at(ctx.clock.time_factor) if ctx.safety is not None else None
     if seen is not None:  # the times below count from this reading, not from when we got to it
-        start = min(start, seen)
         record["unsafe_seen"] = seen.isoformat(timespec="milliseconds")
+        back = ctx.safety.rig_back if ctx.safety is not None else None
+        if back is not None and back > seen:  # seen while the server was away: count from its return
+            record["rig_back"] = back.isoformat(timespec="milliseconds")
+            seen = back
+        start = min(start, seen)
     failures: list[str] = []
 
     def elapsed() -> float:

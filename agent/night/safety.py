@@ -63,7 +63,9 @@ class SafetyGate:
         self._disk_low: str | None = None
         self._stop = threading.Event()
         self._trip_mono: float | None = None  # monotonic time of this episode's first unsafe reading
+        self._tripped_at: dt.datetime | None = None  # the same on the night's clock
         self._thread: threading.Thread | None = None
+        self.rig_back: dt.datetime | None = None  # the last reconnection: nothing could move before it
         self.on_unsafe: Callable[[str], None] | None = None  # the night's notifier (runner thread safe)
 
     # ---- feeding -------------------------------------------------------------------------------
@@ -91,6 +93,10 @@ class SafetyGate:
         """INDI's thread: a device says unsafe. Cheap: note the moment and why, flag it, wake the runner."""
         if self._trip_mono is None:
             self._trip_mono = time.monotonic()
+            try:
+                self._tripped_at = self.now()  # outside the client's lock: safe to read the clock here
+            except Exception:  # noqa: BLE001 - the estimate from the monotonic clock stays
+                self._tripped_at = None
         reasons = list(getattr(conditions, "reasons", None) or [])
         if reasons:
             with self._lock:
@@ -103,7 +109,15 @@ class SafetyGate:
         mark = self._trip_mono
         if mark is None:
             return None
+        if self._tripped_at is not None:
+            return self._tripped_at
         return self.now() - dt.timedelta(seconds=(time.monotonic() - mark) * time_factor)
+
+    def reconnected(self) -> None:
+        """After a lost server: the weather devices are connected again (the runner's thread)."""
+        self.rig_back = self.now()
+        if self.watch is not None:
+            self.watch.start(connect=True)
 
     def _monitor(self) -> None:
         while not self._stop.wait(POLL_S):
@@ -129,12 +143,14 @@ class SafetyGate:
                 newly = not self.unsafe.is_set()
                 if self._trip_mono is None:
                     self._trip_mono = time.monotonic()
+                    self._tripped_at = now
                 self.unsafe.set()
             else:
                 newly = False
                 if self.unsafe.is_set():
                     self._safe_since = now  # the hysteresis counts from the first safe reading
                 self._trip_mono = None
+                self._tripped_at = None
                 self.unsafe.clear()
         if newly:
             log.warning("weather unsafe at %s: %s", f"{now:%H:%M:%S}", "; ".join(reading.reasons))

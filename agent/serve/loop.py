@@ -142,13 +142,20 @@ class ServeLoop:
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 errors.append(exc)
 
+        from agent.serve.nightlog import attach_night_log
+
         self._service("status", f"night of {night}")
+        handler = attach_night_log(self.options.data, night.isoformat())
         worker = threading.Thread(target=target, name="night-runner", daemon=True)
         worker.start()
-        while worker.is_alive():
-            worker.join(POLL_S)
-            self._ping()
-            self._check_reload()
+        try:
+            while worker.is_alive():
+                worker.join(POLL_S)
+                self._ping()
+                self._check_reload()
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
         self.runner = None
         if errors:
             raise errors[0]
@@ -207,7 +214,7 @@ class ServeLoop:
             while not self.stop.is_set():
                 if clock.now() >= when:
                     return True
-                clock.sleep(min((when - clock.now()).total_seconds(), 60.0 * clock.time_factor), self.stop)
+                clock.sleep(min((when - clock.now()).total_seconds(), POLL_S * 5 * clock.time_factor), self.stop)
                 self._ping()
                 if self.reload.is_set() or self.sequence.changed():
                     self._check_reload()

@@ -39,3 +39,5 @@ def reconnect_rig(ctx: NightContext) -> None:
             device.connect()
         except IndiError as exc:
             ctx.note("warning", f"{device.name} unavailable after reconnect: {exc}; going on without it")
+    if ctx.safety is not None:
+        ctx.safety.reconnected()
