@@ -69,12 +69,39 @@ def mean_recipe(kind: Any, paths: list[str], *, darkflat: str | None, bias: str 
 
 
 @dataclass
+class MeanMasterWithDefects(MeanMaster):
+    """A master written as the library's recipes write theirs: the product and its defect map beside it."""
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        from agent.stacking import products
+
+        target = products.write_product(path, self.data, self.header)
+        defects = np.zeros(self.data.shape, np.uint8)
+        defects[1, 2] = 1  # one hot pixel
+        products.write_defects(target, defects, self.header)
+        return target
+
+
+def mean_recipe_with_defects(kind: Any, paths: list[str], *, darkflat: str | None, bias: str | None,
+                             header: fits.Header) -> MeanMasterWithDefects:  # fmt: skip
+    """The plain mean, with a defect map beside the master (SRCHASH and DATE tie them together)."""
+    import datetime as dt
+    import hashlib
+
+    mean = mean_recipe(kind, paths, darkflat=darkflat, bias=bias, header=header)
+    mean.header["SRCHASH"] = hashlib.sha256("\n".join(paths).encode()).hexdigest()
+    mean.header["DATE"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return MeanMasterWithDefects(mean.data, mean.header)
+
+
+@dataclass
 class SyncLibrary:
     data: Path
     lib: Any
     batches: int = 0
     shape: tuple[int, int] = (24, 32)
     master_ids: list[int] = field(default_factory=list)
+    recipe: str = "tests.sync_fixtures:mean_recipe"
 
     def build_masters(self, exposures: tuple[float, ...] = (10.0, 20.0, 30.0), n: int = 3, age_days: float = 1.0) -> list[int]:
         """Capture `n` darks per exposure under the data directory and build their masters."""
@@ -100,7 +127,7 @@ class SyncLibrary:
         jobs, _ = builder.schedule(self.lib, policy)
         made = []
         for job in jobs:
-            master_id = builder.run_job(self.lib, job, recipe="tests.sync_fixtures:mean_recipe")
+            master_id = builder.run_job(self.lib, job, recipe=self.recipe)
             assert master_id is not None, self.lib.conn.execute("SELECT reason FROM jobs WHERE id = ?", (job,)).fetchone()[0]
             # as the library's callers do: queue each master as soon as it is registered
             enqueue_master(self.lib.conn, self.lib.master(master_id).path, library_manifest(self.lib.conn, master_id))

@@ -32,9 +32,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def visible_files_are_whole(root: Path) -> None:
-    """Every file under a final (non-hidden) name is complete: its content hashes to its name."""
+    """Every master under a final (non-hidden) name is complete: its content hashes to its name
+    (a defect map is checked against its master's manifest by `assert_arrived_once`)."""
     for p in root.rglob("*"):
-        if p.is_file() and not p.name.startswith(".") and p.suffix == ".fits":
+        if p.is_file() and not p.name.startswith(".") and p.suffix == ".fits" and ".defects" not in p.suffixes:
             assert hashlib.sha256(p.read_bytes()).hexdigest() == p.stem, f"partial file visible: {p}"
 
 

@@ -27,7 +27,8 @@ def remote_files(root: Path) -> list[Path]:
 
 def assert_arrived_once(sync_library: SyncLibrary, root: Path) -> None:
     """Every library master is under its content address exactly once, bytes identical,
-    with its manifest; nothing else (no temporary file) is left."""
+    with its defect map beside it when it has one and its manifest; nothing else (no temporary
+    file) is left."""
     masters = [Path(m.path) for m in sync_library.lib.masters()]
     files = remote_files(root)
     expected = set()
@@ -38,6 +39,15 @@ def assert_arrived_once(sync_library: SyncLibrary, root: Path) -> None:
         manifest = json.loads((fits_file.with_suffix(".json")).read_text())
         assert manifest["checksum"]["sha256"] == digest and manifest["size"] == m.stat().st_size
         expected |= {fits_file, fits_file.with_suffix(".json")}
+        local_map = m.with_name(f"{m.stem}.defects.fits")
+        if local_map.exists():
+            remote_map = fits_file.with_name(f"{digest}.defects.fits")
+            assert remote_map.read_bytes() == local_map.read_bytes()
+            assert manifest["defects"]["sha256"] == sha(local_map)
+            assert manifest["defects"]["remote"] == remote_map.relative_to(root).as_posix()
+            expected.add(remote_map)
+        else:
+            assert manifest["defects"] is None
     assert set(files) == expected, [p.name for p in files]
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from agent.fitsfile import read_fits, write_fits_atomic
+from agent.errors import CorruptFile
+from agent.fitsfile import read_fits, read_header, write_fits_atomic
 
 ADU_SCALE = 65535.0
 SCALE_KEY = "ADUSCALE"  # ADU = stored value * ADUSCALE
@@ -129,8 +130,7 @@ def read_defects(
     side = defects_path(master)
     if side.is_file():
         data, hdr = read_fits(side)
-        same = all(hdr.get(k) == header.get(k) for k in ("SRCHASH", "DATE") if k in hdr or k in header)
-        if same and data.shape == shape:
+        if _belongs(hdr, header) and data.shape == shape:
             return np.asarray(data, np.uint8)
     if SCALE_KEY in header:
         return None  # the new form never has the extension
@@ -139,6 +139,24 @@ def read_defects(
             legacy = np.asarray(hdul[LEGACY_DEFECTS_EXTNAME].data, np.uint8)
             return legacy if legacy.shape == shape else None
     return None
+
+
+def defects_file(master: str | os.PathLike[str]) -> Path | None:
+    """The master's defect map file when one beside it belongs to it (headers only are read): what
+    travels with the master when it is copied elsewhere (sync)."""
+    side = defects_path(master)
+    if not side.is_file():
+        return None
+    try:
+        return side if _belongs(read_header(side), read_header(master)) else None
+    except CorruptFile:
+        return None
+
+
+def _belongs(defects_header: fits.Header, master_header: fits.Header) -> bool:
+    """A map records its master's SRCHASH and DATE: one left by another master of that name differs."""
+    keys = ("SRCHASH", "DATE")
+    return all(defects_header.get(k) == master_header.get(k) for k in keys if k in defects_header or k in master_header)
 
 
 def master_keywords(header: fits.Header, sources: Iterable[fits.Header]) -> None:
@@ -195,6 +213,7 @@ __all__ = [
     "SCALE_KEY",
     "adu_header",
     "adu_scale",
+    "defects_file",
     "defects_path",
     "master_keywords",
     "read_defects",

@@ -1,7 +1,8 @@
 """The JSON manifest that travels beside each master, and the master's remote names.
 
 Remote names are content-addressed (`masters/<sha256[:2]>/<sha256>.fits`), so uploading
-the same master twice lands on the same name and a re-upload is harmless. The manifest
+the same master twice lands on the same name and a re-upload is harmless; its defect map, when it
+has one, goes beside it as `<sha256>.defects.fits`, with its own checksum in the manifest. The manifest
 says what the master is (configuration, sources, statistics) and whether a newer master
 has superseded it; it is the only remote object that is ever rewritten.
 """
@@ -34,8 +35,27 @@ def remote_names(sha256: str) -> tuple[str, str]:
     return f"{stem}.fits", f"{stem}.json"
 
 
-def complete(manifest: dict[str, Any], master_path: Path, sha256: str, size: int) -> dict[str, Any]:
-    """The manifest with the fields every upload relies on filled in."""
+def remote_defects_name(sha256: str) -> str:
+    """The master's defect map beside it remotely, named as `products.defects_path` names it locally."""
+    return f"{REMOTE_PREFIX}/{sha256[:2]}/{sha256}.defects.fits"
+
+
+def defects_entry(master_path: Path, sha256: str) -> dict[str, Any] | None:
+    """What the manifest says of the master's defect map (`<master>.defects.fits` beside it, when
+    it belongs to this master): its local name, checksum, size and remote name; None without one."""
+    from agent.stacking.products import defects_file
+
+    side = defects_file(master_path)
+    if side is None:
+        return None
+    return {"local_name": side.name, "sha256": file_sha256(side), "size": side.stat().st_size,
+            "remote": remote_defects_name(sha256)}  # fmt: skip
+
+
+def complete(
+    manifest: dict[str, Any], master_path: Path, sha256: str, size: int, defects: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The manifest with the fields every upload relies on filled in (`defects`: `defects_entry`)."""
     out = dict(manifest)
     fits_name, json_name = remote_names(sha256)
     out["format"] = MANIFEST_FORMAT
@@ -48,6 +68,7 @@ def complete(manifest: dict[str, Any], master_path: Path, sha256: str, size: int
     out.setdefault("sources", [])
     out.setdefault("statistics", {})
     out["file"] = {"local_name": master_path.name, "remote": fits_name, "manifest": json_name}
+    out["defects"] = defects
     out.setdefault("software", f"obsagent {__version__}")
     return out
 

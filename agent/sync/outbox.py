@@ -48,6 +48,15 @@ class OutboxEntry:
     def remote_manifest(self) -> str:
         return mf.remote_names(self.sha256)[1]
 
+    @property
+    def defects(self) -> tuple[Path, str, str, int] | None:
+        """The master's defect map as queued: (local file, remote name, sha256, size), or None."""
+        d = self.manifest.get("defects")
+        if not isinstance(d, dict):
+            return None
+        local = Path(self.local_path).with_name(str(d["local_name"]))
+        return local, str(d["remote"]), str(d["sha256"]), int(d["size"])
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -103,7 +112,7 @@ def enqueue_master(db: DbLike, master_path: str | Path, manifest: dict[str, Any]
         master_id = manifest.get("master_id")
         if master_id is None:
             master_id = _library_master_id(conn, path)
-        full = mf.complete({**manifest, "master_id": master_id}, path, sha, size)
+        full = mf.complete({**manifest, "master_id": master_id}, path, sha, size, mf.defects_entry(path, sha))
         with transaction(conn):
             row = conn.execute("SELECT id FROM sync_outbox WHERE sha256 = ?", (sha,)).fetchone()
             if row is not None:

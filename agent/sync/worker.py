@@ -1,11 +1,12 @@
 """The sync worker: sends every due outbox entry to one target, verifies, marks it done.
 
 Per entry: the FITS goes first (skipped when the remote copy already matches: content
-addressed names make a re-upload harmless), then its manifest; both are read back and
-compared (size and sha256) before the delivery is marked done. A failure backs that entry
-off exponentially; a target that cannot be reached ends the pass so a dead link is not
-hammered once per queued master. One worker per data directory holds a lock while it
-sends, so `obsagent sync --once` and the agent's background thread never interleave.
+addressed names make a re-upload harmless), then its defect map if it has one, then its
+manifest; each is read back and compared (size and sha256) before the delivery is marked
+done. A failure backs that entry off exponentially; a target that cannot be reached ends
+the pass so a dead link is not hammered once per queued master. One worker per data
+directory holds a lock while it sends, so `obsagent sync --once` and the agent's background
+thread never interleave.
 """
 
 from __future__ import annotations
@@ -137,31 +138,43 @@ class _HashingReader(io.RawIOBase):
         super().close()
 
 
+def send_file(target: Target, local: Path, remote: str, sha256: str, size: int, throttle: Throttle, what: str) -> int:
+    """Put one local file under `remote` unless a matching copy is there; read it back and compare.
+    Returns the bytes sent (0 when the remote copy already matched)."""
+    if target.size(remote) == size and target.sha256(remote) == sha256:
+        log.info("%s already on %s", remote, target.name)
+        return 0
+    if not local.is_file():
+        raise LocalFileProblem(f"{local}: {what} is missing; it cannot be sent")
+    reader = _HashingReader(local)
+
+    def matches() -> None:
+        if reader.sha.hexdigest() != sha256 or reader.size != size:
+            raise LocalFileProblem(f"{local}: {what} changed after it was queued; not sent")
+
+    try:
+        sent = target.upload(lambda: reader, remote, throttle, before_commit=matches)
+    finally:
+        reader.close()
+    got = target.size(remote)
+    if got != size or target.sha256(remote) != sha256:
+        raise RemoteMismatch(f"{remote}: remote copy does not match after upload (size {got})")
+    return sent
+
+
 def send_entry(target: Target, entry: OutboxEntry, throttle: Throttle) -> tuple[int, bool]:
-    """Deliver one entry; returns (bytes sent, whether the FITS itself was uploaded)."""
+    """Deliver one entry: the master, its defect map, then the manifest (which says both are
+    there); returns (bytes sent, whether the FITS itself was uploaded)."""
     sent = 0
     uploaded = False
     if entry.state != "done":
-        if target.size(entry.remote_fits) == entry.size_bytes and target.sha256(entry.remote_fits) == entry.sha256:
-            log.info("%s already on %s", entry.remote_fits, target.name)
-        else:
-            local = Path(entry.local_path)
-            if not local.is_file():
-                raise LocalFileProblem(f"{local}: master file is missing; it cannot be sent")
-            reader = _HashingReader(local)
-
-            def matches() -> None:
-                if reader.sha.hexdigest() != entry.sha256 or reader.size != entry.size_bytes:
-                    raise LocalFileProblem(f"{local}: master file changed after it was queued; not sent")
-
-            try:
-                sent += target.upload(lambda: reader, entry.remote_fits, throttle, before_commit=matches)
-            finally:
-                reader.close()
-            size = target.size(entry.remote_fits)
-            if size != entry.size_bytes or target.sha256(entry.remote_fits) != entry.sha256:
-                raise RemoteMismatch(f"{entry.remote_fits}: remote copy does not match after upload (size {size})")
-            uploaded = True
+        n = send_file(target, Path(entry.local_path), entry.remote_fits, entry.sha256, entry.size_bytes, throttle,
+                      "master file")  # fmt: skip
+        sent += n
+        uploaded = n > 0
+        if entry.defects is not None:
+            local, remote, sha, size = entry.defects
+            sent += send_file(target, local, remote, sha, size, throttle, "master's defect map")
     body = mf.encode(entry.manifest)
     digest = hashlib.sha256(body).hexdigest()
     if not (target.size(entry.remote_manifest) == len(body) and target.sha256(entry.remote_manifest) == digest):
