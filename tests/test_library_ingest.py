@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -185,3 +186,32 @@ def test_frames_from_capture_are_written_then_recorded(tmp_path: Path) -> None:
         # A file our capture wrote whose row never got committed is an orphan for the sweep.
         write_fits_atomic(lib.frames_dir / "2024-01-01" / "bias_0002.fits", data, nina_header("bias", 0.0))
         assert [p.name for p in lib.orphans()] == ["bias_0002.fits"]
+
+
+def test_ingest_names_each_refused_file_once_on_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from agent.cli import main
+
+    src = tmp_path / "a folder with a long name, as nights on a NAS often have" / "2026-03-14"
+    src.mkdir(parents=True)
+    (src / "b_text.fit").write_text("hello")
+    master = nina_header("dark", 10)
+    master["IMAGETYP"] = "Master Dark"
+    write_frame(src / "d_master.fits", master)
+    data = str(tmp_path / "data")
+    capsys.readouterr()
+    assert main(["library", "ingest", str(src), "--data", data, "--no-build"]) == 0
+    out = capsys.readouterr().out
+    for name, status in (("b_text.fit", "quarantined"), ("d_master.fits", "skipped")):
+        path = str(src / name)
+        assert out.count(path) == 1, out
+        [line] = [ln for ln in out.splitlines() if path in ln]
+        assert line.startswith(f"{status} {path}: ") and line.endswith(("remove it", "PATH`")), out
+    assert main(["library", "ingest", str(src), "--data", data, "--no-build", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert main(["library", "frames", "--state", "quarantined", "--data", data, "--json"]) == 0
+    frames = json.loads(capsys.readouterr().out)
+    reasons = [r["reason"] for r in listed["quarantined"] + listed["skipped"]] + [f["reason"] for f in frames]
+    assert len(reasons) == 3 and not [r for r in reasons if str(src) in r], reasons
+    assert main(["library", "ingest", "--masters", str(src / "b_text.fit"), "--data", data]) == 2
+    out = capsys.readouterr().out
+    assert out.count(str(src / "b_text.fit")) == 1 and out.startswith("refused "), out

@@ -107,7 +107,8 @@ def _ingest_raw(
     for r in results:
         if r.status in ("quarantined", "skipped"):
             colour = "red" if r.status == "quarantined" else "yellow"
-            out.print(Text.assemble((r.status, colour), f" {r.path}: {r.reason}"), highlight=False)
+            # one file per line, never wrapped, so the lines can be searched and counted
+            out.print(Text.assemble((r.status, colour), f" {r.path}: {r.reason}"), highlight=False, soft_wrap=True)
     _print_sweep(report)
     return 0
 
@@ -128,9 +129,9 @@ def _import_masters(
         for r in results:
             if r.status == "imported" and r.key is not None:
                 out.print(f"imported master #{r.master_id} {r.key.describe()} from {r.path} "
-                          f"(x{r.scale:g}: {r.how})", markup=False, highlight=False)  # fmt: skip
+                          f"(x{r.scale:g}: {r.how})", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
             else:
-                out.print(f"{r.status} {r.path}: {r.reason}", markup=False, highlight=False)
+                out.print(f"{r.status} {r.path}: {r.reason}", markup=False, highlight=False, soft_wrap=True)
         if not results:
             out.print("no FITS files found")
     return 2 if results and all(r.status == "refused" for r in results) else 0

@@ -68,9 +68,9 @@ def ingest_file(
         info: FrameInfo | None = read_frame_info(p, frame_type=frame_type, aliases=aliases_for(conn))
         reason = None
     except ProcessedFile as exc:  # a master, calibrated light or stack: no row, never a raw frame
-        return IngestResult(shown, "skipped", None, str(exc))
+        return IngestResult(shown, "skipped", None, without_path(exc, p))
     except UnreadableFrame as exc:
-        info, reason = None, str(exc)
+        info, reason = None, without_path(exc, p)
     if info is not None:
         info = replace(info, camera=known_spelling(conn, info.camera))
     gated = frame_checks.gate(p, info) if info is not None else None
@@ -82,6 +82,14 @@ def ingest_file(
     if info is None or gated is not None:
         return IngestResult(shown, "quarantined", frame_id, reason or gated)
     return IngestResult(shown, "updated" if existing is not None else "added", frame_id)
+
+
+def without_path(exc: Exception, path: Path) -> str:
+    """The reason alone: the reader's errors start with the file's name, which the result (and the
+    library's listing) already shows beside it."""
+    text = str(exc)
+    prefix = f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def insert_frame(

@@ -27,7 +27,7 @@ from agent import __version__
 from agent.library import dialects, processed
 from agent.library.camera_names import aliases_for, canonical_camera, known_spelling
 from agent.library.headers import capture_time, frame_type_from_path
-from agent.library.ingest import file_checksum
+from agent.library.ingest import file_checksum, without_path
 from agent.library.keys import ConfigKey, FrameType, LibraryPolicy, exposure_key
 from agent.library.sensor_kinds import ensure_camera
 
@@ -183,8 +183,10 @@ def import_master(
         key, exposure = master_key(lib, header, data.shape, p, frame_type, settings)
         given = float(settings["scale"]) if "scale" in settings else None
         scale, how = adu_scale(data, header, int(header.get("BITPIX", -32)), given)
-    except (OSError, CorruptFile) as exc:
-        return MasterImport(str(p), "refused", reason=str(exc))
+    except CorruptFile as exc:
+        return MasterImport(str(p), "refused", reason=without_path(exc, p))
+    except OSError as exc:
+        return MasterImport(str(p), "refused", reason=exc.strerror or str(exc))
     except (Refused, dialects.HeaderValueError) as exc:
         return MasterImport(str(p), "refused", reason=str(exc))
     except ValueError as exc:
