@@ -81,7 +81,7 @@ def test_sigterm_stops_the_service_within_5s_in_every_state(sim_server: Callable
     assert all(t <= 5.0 for t in took.values()), took
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
-    assert text.count("stopped (SIGTERM)") == len(moments)
+    assert text.count("stopped (SIGTERM) after") == len(moments), "each stop is said once, on the way out"
 
 
 def test_a_bad_edit_is_refused_and_the_running_file_kept(sim_server: Callable[..., object], tmp_path: Path) -> None:

@@ -147,6 +147,7 @@ def _print_campaign(source: Any, root: Path) -> None:
         missing = needs(lib, library_policy(source.current))
         print(f"needs: {len(missing)} open" if missing else "needs: nothing missing")
         for need in missing[:20]:
-            print(f"  {need}")
+            print(f"  {need.kind:<12} {need.frame_type.value:<8} {need.have}/{need.target}  {need.key.describe()}: "
+                  f"{need.reason}")
     finally:
         lib.close()
