@@ -319,3 +319,22 @@ def test_the_service_user_must_be_able_to_read_the_sequence_file(open_folder: Pa
     readable.chmod(0o600)
     with pytest.raises(InstallError, match=f"cannot read the sequence file .*: {readable} is closed to it"):
         check_readable_by("nobody", readable, Path(sys.executable), Path(__file__).parent)
+
+
+def test_the_filter_drops_libindis_dump_of_an_update_for_an_undefined_property() -> None:
+    """A driver's timer update racing a new client's definitions makes libindi print the error and
+    the whole XML message; none of it is for a person. Other lines pass."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import agent.service.libindi_filter as filt
+
+    noise = (
+        "Dispatch command error(-1): INDI: Could not find property WEATHER_PARAMETERS in Sim Weather\n"
+        '<setNumberVector device="Sim Weather" name="WEATHER_PARAMETERS" state="Ok">\n'
+        '    <oneNumber name="WEATHER_CLOUD_COVER">\n100.0\n    </oneNumber>\n</setNumberVector>\n'
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", str(Path(filt.__file__))],
+                          input=f"before\n{noise}after\n", capture_output=True, text=True, timeout=30)
+    assert done.stdout.splitlines() == ["before", "after"]

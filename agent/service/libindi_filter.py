@@ -23,6 +23,10 @@ import sys
 
 # IDLog lines of libindi's client that say nothing a user must act on (libs/indiclient/baseclient.cpp).
 CHATTER = re.compile(r"^INDI::BaseClient::(?:connectServer|disconnectServer): ")
+# A driver's update that reaches a new client before the property's definition (a timer racing the
+# client's getProperties): libindi prints the error and then the whole XML message, line by line.
+UNDEFINED = re.compile(r"^Dispatch command error\(-?\d+\): INDI: Could not find property ")
+XML_END = re.compile(r"^</\w+Vector>\s*$")
 _PREFIXED = re.compile(r"^<[0-7]>")
 WARNING, DEBUG = 4, 7
 
@@ -42,8 +46,18 @@ def main(argv: list[str]) -> int:
         signal.signal(signum, signal.SIG_IGN)  # stop at end of input, once the agent has gone
     journal, keep = "--journal" in argv, "--keep-chatter" in argv
     out = sys.stdout.buffer
+    in_dump = False  # inside the XML libindi prints after an update for an undefined property
     for raw in sys.stdin.buffer:
-        text = render(raw.rstrip(b"\r\n").decode("utf-8", "replace"), journal=journal, keep_chatter=keep)
+        line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+        if UNDEFINED.match(line):
+            in_dump = True
+        if in_dump:
+            in_dump = XML_END.match(line) is None
+            if not keep:
+                continue
+            text = f"<{DEBUG}>{line}" if journal else line
+        else:
+            text = render(line, journal=journal, keep_chatter=keep)
         if text is not None:
             try:
                 out.write(text.encode("utf-8") + b"\n")
