@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.errors import ExposureFailed, IndiError
+from agent.errors import ExposureFailed, IndiError, IndiTimeout
 from agent.night.context import Aborted, NightContext, SkyClosed
 from agent.night.housekeeping import check_space
 
@@ -141,3 +141,22 @@ def move_filter(ctx: NightContext, filter_name: str) -> None:
         return
     if wheel.current() != filter_name:
         wheel.move_to(filter_name)
+
+
+def wait_cooled(ctx: NightContext, target: float, tolerance: float, timeout_wall: float) -> float:
+    """`wait_temperature` in one-second slices, so bad weather is closed up for (and a stop obeyed)
+    while the sensor cools; raises IndiError when the sensor does not get there in time."""
+    import time
+
+    from agent.night.closeup import close_up_if_unsafe
+
+    end = time.monotonic() + timeout_wall
+    while True:
+        ctx.check_abort()
+        close_up_if_unsafe(ctx)
+        left = end - time.monotonic()
+        try:
+            return ctx.rig.camera.wait_temperature(target, tolerance, timeout=min(1.0, max(left, 0.01)))
+        except IndiTimeout:
+            if time.monotonic() >= end:
+                raise

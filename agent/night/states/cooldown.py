@@ -11,6 +11,7 @@ import math
 
 from agent.errors import IndiError
 from agent.night.context import NightContext
+from agent.night.states.common import wait_cooled
 
 
 def run(ctx: NightContext, timeout_s: float = 1800.0) -> str:
@@ -31,7 +32,7 @@ def run(ctx: NightContext, timeout_s: float = 1800.0) -> str:
     cam.set_temperature(target)
     ctx.set_point = target
     try:
-        cam.wait_temperature(target, cfg.set_point_tolerance, timeout=wall)
+        wait_cooled(ctx, target, cfg.set_point_tolerance, wall)
         ctx.cooler_ok = True
         return "cooled"
     except IndiError:
@@ -40,7 +41,7 @@ def run(ctx: NightContext, timeout_s: float = 1800.0) -> str:
         warmer = float(math.ceil(reached + cfg.set_point_tolerance))
         cam.set_temperature(warmer)
         try:
-            cam.wait_temperature(warmer, cfg.set_point_tolerance, timeout=wall)
+            wait_cooled(ctx, warmer, cfg.set_point_tolerance, wall)
         except IndiError:
             pass
         else:

@@ -7,7 +7,7 @@ import logging
 from agent.errors import IndiError
 from agent.night.context import NightContext
 from agent.night.dispatch import active_block, block_until, remaining_in_block
-from agent.night.states.common import capture, move_filter, open_cap_for_sky
+from agent.night.states.common import capture, move_filter, open_cap_for_sky, wait_cooled
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def _hold_set_point(ctx: NightContext, max_wait_s: float = 900.0) -> None:
         "warning", f"sensor at {temp:.1f} °C, set-point {ctx.set_point:g} °C: pausing lights until it is back"
     )
     try:
-        cam.wait_temperature(ctx.set_point, tolerance, timeout=max(5.0, max_wait_s / ctx.clock.time_factor))
+        wait_cooled(ctx, ctx.set_point, tolerance, max(5.0, max_wait_s / ctx.clock.time_factor))
     except IndiError as exc:
         ctx.note("warning", f"{exc}; imaging goes on out of tolerance")
 
