@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agent.devices import ServerLost
 from agent.errors import IndiError
 from agent.night.context import NightContext
 
@@ -94,6 +95,8 @@ def close_up_if_unsafe(ctx: NightContext) -> None:
     gate = ctx.safety
     if gate is None or not gate.unsafe.is_set() or gate.closed_up:
         return
+    if not ctx.rig.client.connected:  # nothing can move: the lost server is the runner's to handle
+        raise ServerLost(f"not connected to the INDI server at {ctx.rig.client.address}")
     reason = gate.hold_reason() or "unsafe"
     close_up(ctx, reason, park=True)
     gate.closed_up = True

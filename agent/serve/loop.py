@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from agent.clock import Clock
-from agent.errors import ObsAgentError
+from agent.errors import DeviceMissing, ObsAgentError
 from agent.serve.calendar import current_night, night_over, night_start
 from agent.serve.sequence_file import SequenceFile
 
@@ -90,7 +90,7 @@ class ServeLoop:
                 except ObsAgentError as exc:
                     if self.stop.is_set():
                         break
-                    self._retry_later(str(exc))
+                    self._retry_later(str(exc), "device_missing" if isinstance(exc, DeviceMissing) else "fault")
         finally:
             self._service("stopping")
             for s, handler in old.items():
@@ -239,13 +239,13 @@ class ServeLoop:
         if runner is not None:
             runner.adopt(fresh)
 
-    def _retry_later(self, why: str) -> None:
+    def _retry_later(self, why: str, kind: str = "fault") -> None:
         delay = BACKOFF_S[min(self._failures, len(BACKOFF_S) - 1)]
         self._failures += 1
         log.error("%s; trying again in %.0f s", why, delay)
         self._service("status", f"{why}; retrying in {delay:.0f} s")
         if self._failures in (1, 4) and self.options.notify is not None:
-            self.options.notify("fault", "obsagent needs a look", f"{why}; retrying every few minutes")
+            self.options.notify(kind, "obsagent needs a look", f"{why}; retrying every few minutes")
         end = time.monotonic() + delay
         while not self.stop.is_set() and time.monotonic() < end:
             self.stop.wait(min(POLL_S, end - time.monotonic()))
