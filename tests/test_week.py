@@ -80,6 +80,7 @@ def _night_of(path: str) -> str:
     return path.split("/")[1]  # frames/<night>/...
 
 
+@pytest.mark.timeout(1500)
 def test_a_simulated_week_unattended(sim_server: Callable[..., object], tmp_path: Path) -> None:
     seq = tmp_path / "week.yaml"
     shutil.copy(HERE / "data" / "week_sequence.yaml", seq)

@@ -222,6 +222,7 @@ class NightRunner:
             return
         ctx.progress.state = state
         ctx.progress.updated = ctx.now().isoformat(timespec="seconds")
+        log.info("night %s: %s at %s UTC", ctx.night, state, ctx.progress.updated[11:19])
         ctx.progress_store.save(ctx.progress)
         ctx.status["state"] = state
         if ctx.live is not None:
