@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 from astropy.io import fits
 from library_fixtures import (
     asiair_header,
@@ -215,3 +216,46 @@ def test_ingest_names_each_refused_file_once_on_one_line(tmp_path: Path, capsys)
     assert main(["library", "ingest", "--masters", str(src / "b_text.fit"), "--data", data]) == 2
     out = capsys.readouterr().out
     assert out.count(str(src / "b_text.fit")) == 1 and out.startswith("refused "), out
+
+
+def _flat_with_blank_rows(path: Path, layout: str) -> Path:
+    """A signed 16-bit flat (no BZERO) at 30 % of full scale whose upper two thirds are BLANK:
+    those rows hold no light at all, so the gate must judge the remaining third."""
+    data = np.full((24, 32), 20000, np.int16) + np.arange(32, dtype=np.int16)
+    data[8:] = -32768
+    header = nina_header("flat", 2.0, filt="L")
+    header["BLANK"] = -32768
+    if layout == "primary":
+        fits.PrimaryHDU(data, header).writeto(path)
+    elif layout == "extension":  # keywords in an empty primary, the image in an extension
+        image = fits.ImageHDU(data)
+        image.header["BLANK"] = -32768
+        fits.HDUList([fits.PrimaryHDU(header=header), image]).writeto(path)
+    else:  # tile-compressed, as fpack writes it
+        compressed = fits.CompImageHDU(data, header, compression_type="RICE_1")
+        fits.HDUList([fits.PrimaryHDU(), compressed]).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("layout", ["primary", "extension", "fz"])
+def test_the_gate_leaves_blank_pixels_out_as_the_reader_does(tmp_path: Path, layout: str) -> None:
+    from agent.fitsfile import read_image
+
+    (tmp_path / "in").mkdir()
+    path = _flat_with_blank_rows(tmp_path / "in" / ("flat.fits.fz" if layout == "fz" else "flat.fits"), layout)
+    assert read_image(path).masked == 16 * 32  # the reader masks the BLANK rows, whatever the layout
+    with Library(tmp_path / "data") as lib:
+        result = lib.ingest_file(path)
+    assert result.status == "added", result.reason  # 30 % of full scale: a good flat
+
+
+def test_the_gate_reads_a_frame_with_a_third_axis_of_one(tmp_path: Path) -> None:
+    """NAXIS = 3 with NAXIS3 = 1 is a 2-D frame to the reader: a leaked dark written so is caught."""
+    header = nina_header("dark", 60.0)
+    data = np.full((1, 24, 32), 30000, np.uint16)
+    path = tmp_path / "in" / "dark.fits"
+    path.parent.mkdir()
+    fits.PrimaryHDU(data, header).writeto(path)
+    with Library(tmp_path / "data") as lib:
+        result = lib.ingest_file(path)
+    assert result.status == "quarantined" and "light-leaked dark" in str(result.reason), result

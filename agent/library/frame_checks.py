@@ -34,25 +34,30 @@ temperature it had, never by the one it asked for."""
 
 
 def _sample(path: Path) -> tuple[np.ndarray, float] | None:
-    """A regular sample of the first image's pixels and the data's full scale; None if unreadable."""
+    """A regular sample of the image's pixels (as `agent.fitsfile` finds and decodes them: the
+    image in an extension, compressed, BLANK and NaN left out) and the data's full scale; None if
+    unreadable. A plain file is sampled through a memory map, so only the sampled rows are read."""
     import numpy as np
-    from astropy.io import fits
+
+    from agent.errors import CorruptFile
+    from agent.fitsfile import decode, locate_image, read_stored
 
     try:
-        with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
-            for hdu in hdul:
-                if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
-                    data = np.asarray(hdu.data[::SAMPLE_STEP, ::SAMPLE_STEP], dtype=np.float64)
-                    integer = hdu.header.get("BITPIX", 16) > 0
-                    break
-            else:
-                return None
-    except (OSError, ValueError, TypeError):
+        layout = locate_image(path)
+        if layout.data_offset is None:  # tiles or gzip: decompressed whole, then sampled
+            stored = read_stored(layout)[::SAMPLE_STEP, ::SAMPLE_STEP]
+        else:
+            mapped = np.memmap(path, dtype=layout.stored_dtype, mode="r", offset=layout.data_offset, shape=layout.shape)
+            stored = np.array(mapped[::SAMPLE_STEP, ::SAMPLE_STEP])
+            del mapped
+        values, _ = decode(stored, layout)
+    except (CorruptFile, OSError, ValueError):
         return None
+    data = np.asarray(values, dtype=np.float64)
     finite = data[np.isfinite(data)]
     if finite.size == 0:
         return None
-    full = 65535.0 if integer or float(finite.max()) > 1.0 else 1.0
+    full = 65535.0 if layout.bitpix > 0 or float(finite.max()) > 1.0 else 1.0
     return finite, full
 
 
