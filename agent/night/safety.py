@@ -74,7 +74,7 @@ class SafetyGate:
             return
         self.watch.start()
         deadline = time.monotonic() + SETTLE_WALL_S
-        while time.monotonic() < deadline and not self.watch.conditions().safe:
+        while time.monotonic() < deadline and self.watch.conditions().age_s is None:
             self.watch.changed.wait(0.2)  # a device just connected has not reported yet
             self.watch.changed.clear()
         self.watch.on_unsafe(self._trip)
@@ -157,6 +157,7 @@ class SafetyGate:
             self.wake()
         elif reading.safe and self._safe_since == now and self._last_unsafe is not None:
             log.info("weather safe again at %s", f"{now:%H:%M:%S}")
+            self.wake()  # a closed night naps long: it learns at once when the hysteresis starts
 
     # ---- asking --------------------------------------------------------------------------------
     @property

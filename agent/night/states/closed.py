@@ -21,7 +21,8 @@ from agent.night.states.calibration import capture_jobs, must_close_up
 
 SKY_ACTIVITIES = {"dusk_flats", "imaging", "dawn_flats"}
 CAPTURING = SKY_ACTIVITIES | {"gap_calibration", "morning_calibration", "panel_flats"}
-NAP = dt.timedelta(minutes=5)
+NAP = dt.timedelta(minutes=60)  # the gate wakes a nap when the weather turns either way
+DISK_NAP = dt.timedelta(minutes=5)  # nothing wakes a nap when space returns: look again this often
 
 
 def route(ctx: NightContext, now_due: Due) -> str:
@@ -70,7 +71,8 @@ def run(ctx: NightContext) -> str:
         if kind != announced and not reason.startswith("unsafe"):
             ctx.note("warning" if problem else "info", f"sky closed: {reason}" if not problem else reason)
         announced = kind
-        wake = min(m for m in (now_due.until, gate.resume_at(), now + NAP) if m is not None)
+        nap_for = DISK_NAP if problem else NAP
+        wake = min(m for m in (now_due.until, gate.resume_at(), now + nap_for) if m is not None)
         if problem is None:
             keep_going = lambda: _still_closed(ctx)  # noqa: E731
             try:
