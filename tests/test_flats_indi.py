@@ -70,6 +70,22 @@ def test_panel_flats_on_the_simulator_land_on_target_then_reuse_the_training(sim
     assert all(target.within(level) for level in outcome.levels)
 
 
+def test_a_declared_14_bit_camera_is_not_flagged_when_it_sends_16_bit_raw(sim_panel_rig: Any, tmp_path: Path) -> None:
+    """CCD_INFO says 16 for a 14-bit sensor read as 16-bit raw: only a depth the camera cannot be
+    sending (8 here) is noted, by the night's start-up rule."""
+    rig = sim_panel_rig
+    table = TrainedPanelTable.in_data_dir(tmp_path)
+
+    def bit_notes(declared: int) -> list[str]:
+        report = run_panel_flats(rig, {"L": 0}, FlatTarget(), table, directory_sink(tmp_path / "out"),
+                                 dark_flats=False, light_bit_depth=declared)  # fmt: skip
+        return [n for n in report.notes if "bit" in n]
+
+    assert bit_notes(14) == [] and bit_notes(16) == []
+    [note] = bit_notes(8)
+    assert "camera.bit_depth is 8" in note and "16-bit pixels" in note
+
+
 def test_sky_flats_cli_on_the_simulator_at_dusk(sim_server: Callable[..., Any], tmp_path: Path) -> None:
     """One accelerated dusk through indiserver: mount pointed, cap opened, every filter gets its flats."""
     server = sim_server(time_factor=30.0, width=128, height=96, lat=52.0, lon=13.4, start="2026-12-01T15:05:30")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.devices.hygiene import bit_depth_problem
 from agent.flats.panel_search import ExposureLimits, PanelSearch, panel_settings
 from agent.flats.target import FlatError, FlatTarget, PanelIgnored, PanelSettings, frame_level
 from agent.flats.trained import TrainedPanelTable
@@ -130,11 +131,10 @@ def run_panel_flats(
     cam.set_binning(binning)
     if readout_mode is not None:
         cam.set_readout_mode(readout_mode)  # the lights' mode, before every flat block
-    bit_depth = cam.info().bit_depth
-    if light_bit_depth is not None and bit_depth != light_bit_depth:
-        report.notes.append(
-            f"flats are {bit_depth}-bit but the lights are {light_bit_depth}-bit; set the lights' readout mode"
-        )
+    # the rule of the night's start-up check: CCD_INFO's bits per pixel is the container (16 for a
+    # 12- or 14-bit sensor read as 16-bit raw), ZWO's ADC_DEPTH the sensor's own depth
+    if problem := bit_depth_problem(cam.client, cam.name, light_bit_depth):
+        report.notes.append(f"flats and lights may differ: {problem}")
     if panel.has_cap:
         panel.close_cap()
     else:
