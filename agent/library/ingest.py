@@ -23,7 +23,7 @@ from agent.library.keys import FrameType
 from agent.library.locations import disk_path, stored_path
 from agent.library.sensor_kinds import ensure_camera
 
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fits.gz", ".fit.gz")  # as `agent.fitsfile` reads
 
 
 @dataclass(frozen=True)
