@@ -170,7 +170,11 @@ def test_a_siril_master_dark_is_imported_in_adu_and_matched(tmp_path: Path, caps
     # a NINA light of that camera, gain, offset and temperature finds it
     build("nina.txt", tmp_path / "lights" / "l.fits", 1500)
     ingest(capsys, data, str(tmp_path / "lights"))
-    assert main(["library", "match", str(frames(data)["l.fits"]["id"]), "--data", str(data), "--json"]) == 0
+    light_id = str(frames(data)["l.fits"]["id"])
+    # the Siril master is from 2021: expired, so it is used only when the user allows expired masters
+    assert main(["library", "match", light_id, "--data", str(data), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["masters"] == {}
+    assert main(["library", "match", light_id, "--data", str(data), "--json", "--allow-looser", "expired"]) == 0
     matched = json.loads(capsys.readouterr().out)
     assert matched["masters"] == {"dark": m.id} and not matched["complete"]  # the flat is still missing
 
