@@ -51,6 +51,7 @@ def build_report(root: Path, night: str | None = None, policy: LibraryPolicy | N
         "needs": remaining,
         "warnings": progress.warnings if progress else [],
         "faults": dict(progress.faults) if progress else {},
+        "closed_up": list(progress.safety) if progress else [],
         "gates": gates,
         "frames_dir": str(night_dir),
         "data_dir": str(root),
@@ -93,6 +94,12 @@ def print_report(report: dict[str, Any], as_json: bool = False) -> None:
         console.print(f"[yellow]quality gates fired: {len(report['gates'])}[/yellow]")
         for g in report["gates"][:20]:
             console.print(f"  - {g['gate']}: {g['file']}: {g['reason']}")
+    for c in report.get("closed_up", []):
+        steps = ", ".join(f"{what} {c[key]:.1f} s" for what, key in (
+            ("exposure stopped", "aborted_s"), ("cap closed", "cap_closed_s"), ("parked", "parked_s"))
+            if c.get(key) is not None)
+        again = f"; sky used again at {c['reopened'][11:16]}" if c.get("reopened") else ""
+        console.print(f"closed up at {c['at'][11:19]} UTC ({c['reason']}): {steps}{again}")
     if report.get("faults"):
         console.print("faults: " + ", ".join(f"{n} {cause}" for cause, n in sorted(report["faults"].items())))
     for w in report["warnings"]:

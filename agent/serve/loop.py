@@ -191,9 +191,15 @@ class ServeLoop:
         from agent.night.report import build_report
 
         report = build_report(self.options.data, night)
-        lights = report.get("lights", {}) if isinstance(report, dict) else {}
-        body = f"night {night} done; lights: {lights}" if lights else f"night {night} done"
-        self.options.notify("night_summary", f"obsagent: night of {night}", body)
+        parts = [", ".join(f"{n} {kind}" for kind, n in sorted(report.get("captured", {}).items())) or "no frames"]
+        if report.get("lights"):
+            parts.append("lights " + ", ".join(f"{n} {s}" for s, n in sorted(report["lights"].items())))
+        parts.append(f"{len(report.get('masters_built', []))} masters built")
+        if report.get("closed_up"):
+            parts.append(f"closed up {len(report['closed_up'])}x for the weather")
+        if report.get("warnings"):
+            parts.append(f"{len(report['warnings'])} warnings")
+        self.options.notify("night_summary", f"obsagent: night of {night}", "; ".join(parts))
 
     def _day_clock(self) -> tuple[Clock, Any]:
         """The clock to wait on through the day: the simulator's, followed over INDI, or real time."""

@@ -18,6 +18,7 @@ class SimRig:
     server: Any
     home: str
     names: dict[str, str]
+    weather: str | None = None  # the simulator's weather station, when it runs a scenario
 
     @property
     def address(self) -> str:
@@ -26,7 +27,10 @@ class SimRig:
     def adapt(self, seq: Sequence) -> Sequence:
         """The sequence with the simulator's device names and address."""
         devices = seq.indi.devices.model_copy(update=self.names)
-        return seq.model_copy(update={"indi": seq.indi.model_copy(update={"devices": devices, "address": self.address})})
+        update: dict[str, Any] = {"indi": seq.indi.model_copy(update={"devices": devices, "address": self.address})}
+        if self.weather is not None:  # the scenario's weather is what the simulated night must see
+            update["safety"] = seq.safety.model_copy(update={"weather": [self.weather]})
+        return seq.model_copy(update=update)
 
     def close(self) -> None:
         self.server.__exit__(None, None, None)
@@ -60,4 +64,4 @@ def start_sim_rig(
     names = {
         "camera": cfg.camera_name, "wheel": cfg.wheel_name, "flat_panel": cfg.panel_name, "mount": cfg.mount_name,
     }
-    return SimRig(server, home, names)
+    return SimRig(server, home, names, weather=cfg.weather_name if weather is not None else None)
