@@ -214,12 +214,13 @@ class ServeLoop:
     def _wait_until(self, clock: Clock, when: dt.datetime) -> bool:
         """Wait on `clock` (fast-forwarded on a simulator); False when a stop came first."""
         forward = getattr(clock, "fast_forward", None)
-        if self.options.fast_forward and forward is not None:
-            forward(when, self.options.fast_forward)
+        fast = self.options.fast_forward if forward is not None else None
         try:
             while not self.stop.is_set():
                 if clock.now() >= when:
                     return True
+                if fast and forward is not None and clock.time_factor < fast:
+                    forward(when, fast)  # (again: a simulator ends a fast-forward at each weather change)
                 clock.sleep(min((when - clock.now()).total_seconds(), POLL_S * 5 * clock.time_factor), self.stop)
                 self._ping()
                 if self.reload.is_set() or self.sequence.changed():

@@ -89,10 +89,15 @@ def nap(ctx: NightContext, until: dt.datetime) -> None:
     weather change), and normal speed is back before anything is done."""
     fast = ctx.status.get("fast_forward")
     forward = getattr(ctx.clock, "fast_forward", None)
-    if fast and forward is not None:
-        forward(until, float(fast))
     try:
-        ctx.sleep_until(until, alarm=True)
+        while ctx.now() < until:
+            if fast and forward is not None and ctx.clock.time_factor < float(fast):
+                forward(until, float(fast))  # again after each weather change the simulator slowed down for
+            step = min(until, ctx.now() + dt.timedelta(seconds=ctx.clock.time_factor))  # about a wall second
+            if not ctx.sleep_until(step, alarm=True):
+                return  # a stop: the caller's loop raises it
+            if ctx.now() < step:
+                break  # woken: the weather turned
     finally:
         if fast and forward is not None and ctx.now() < until:
             with contextlib.suppress(IndiError):
