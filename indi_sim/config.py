@@ -210,6 +210,16 @@ class SimClock:
     def wall_seconds(self, sim_seconds: float) -> float:
         return sim_seconds / self.factor
 
+    async def sleep(self, sim_seconds: float) -> None:
+        """Sleep `sim_seconds` of simulated time: a move that starts in slow motion and outlasts it
+        (or a fast-forward that begins meanwhile) takes its simulated time, never a wall time fixed
+        at its start."""
+        import asyncio
+
+        end = self.now() + timedelta(seconds=sim_seconds)
+        while self.now() < end:
+            await asyncio.sleep(min(0.25, max(self.wall_until(end), 0.0005)))
+
     def wall_until(self, when: datetime) -> float:
         """Wall seconds until the simulated instant `when`, through every rate change on the way."""
         t, wall = self.now(), 0.0

@@ -159,7 +159,7 @@ class Mount(SimDevice):
         if park:
             await park_vec.send_setVector(state="Busy", message="parking")
         await self.publish(state="Busy")
-        await asyncio.sleep(w.clock.wall_seconds(distance / SLEW_DEG_S))
+        await w.clock.sleep(distance / SLEW_DEG_S)
         now = w.clock.now()
         w.ra_deg, w.dec_deg = ra, dec
         w.alt_deg, w.az_deg = astro.radec_to_altaz(ra, dec, now, w.cfg.lat, w.cfg.lon)

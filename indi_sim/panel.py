@@ -89,7 +89,7 @@ class FlipFlat(SimDevice):
         w = self.world
         vec = self["CAP_PARK"]
         await vec.send_setVector(state="Busy", message="closing cap" if close else "opening cap")
-        await asyncio.sleep(w.clock.wall_seconds(CAP_MOVE_S))
+        await w.clock.sleep(CAP_MOVE_S)
         if "FAULT_CAP_JAM" in w.faults:
             set_one(vec, "PARK" if w.cap_closed else "UNPARK")
             await vec.send_setVector(state="Alert", message="cap jammed: motor stalled")

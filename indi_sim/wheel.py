@@ -58,7 +58,7 @@ class FilterWheel(SimDevice):
         n = len(w.filter_names)
         steps = min((target - w.slot) % n, (w.slot - target) % n)
         await vec.send_setVector(state="Busy")
-        await asyncio.sleep(w.clock.wall_seconds(steps * WHEEL_SLOT_S))
+        await w.clock.sleep(steps * WHEEL_SLOT_S)
         w.slot = target
         vec["FILTER_SLOT_VALUE"] = target
         await vec.send_setVector(state="Ok")
