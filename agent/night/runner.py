@@ -7,6 +7,7 @@ runner makes the hardware safe (exposure aborted, light off, cap closed, trackin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -246,6 +247,8 @@ class NightRunner:
                 if self.abort.is_set():
                     raise Aborted("stop requested")
                 self._watch_clock(ctx)
+                if model.state not in ("safe", "done"):
+                    self._close_up_first(ctx)
                 event = self._step(ctx, model.state)
                 if event == "dispatch":
                     event = DISPATCH_EVENTS[route(ctx, due(ctx))]
@@ -298,6 +301,13 @@ class NightRunner:
                 f"the clock went back by {back} (from {last:%Y-%m-%d %H:%M:%S} to {now:%H:%M:%S} UTC); "
                 "the plan and the windows follow the new time",
             )
+
+    def _close_up_first(self, ctx: NightContext) -> None:
+        """Unsafe weather is closed up for before any activity (startup and cooling included)."""
+        from agent.night.closeup import close_up_if_unsafe
+
+        with contextlib.suppress(ServerLost, DeviceMissing):  # the activity meets it and reconnects
+            close_up_if_unsafe(ctx)
 
     def _build_anyway(self, ctx: NightContext) -> None:
         """The night ended early (hardware gone): masters that are ready are still built."""
