@@ -3,8 +3,8 @@ same key fields, each processed file is refused with its reason, masters are imp
 
 The headers are in tests/data/headers/ (SOURCES.md names where each comes from). Each test builds a
 tiny FITS file from one: the header's cards on a small array of its BITPIX and planes.
-No real header was found for ASIAIR, PixInsight/WBPP, DWARF 3 or a Seestar sub-frame (see
-SOURCES.md); the PixInsight test says its keywords come from descriptions, not a real file.
+No real header was found for ASIAIR, DWARF 3 or a raw (Bayer, one-plane) Seestar sub-frame (see
+SOURCES.md).
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ SHAPE = (24, 32)
 _STRUCTURE = ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "BZERO", "BSCALE")
 
 
-def build(name: str, path: Path, level: float, **changes: Any) -> Path:
-    """A tiny FITS file with the cards of tests/data/headers/<name> (`changes` set or delete cards)."""
+def build(name: str, path: Path, level: float, planes: int | None = None, **changes: Any) -> Path:
+    """A tiny FITS file with the cards of tests/data/headers/<name> (`changes` set or delete cards;
+    `planes` overrides the header's NAXIS3)."""
     header = fits.Header.fromstring((HEADERS / name).read_text(), sep="\n")
-    bitpix, planes = int(header["BITPIX"]), int(header.get("NAXIS3", 1))
+    bitpix = int(header.get("BITPIX", -32))  # PixInsight keyword lists have none: its masters are float
+    planes = planes if planes is not None else int(header.get("NAXIS3", 1))
     for key in _STRUCTURE:
         header.remove(key, ignore_missing=True, remove_all=True)
     for key, value in changes.items():
@@ -93,8 +95,11 @@ def test_each_programs_raw_frame_is_read_into_the_same_fields(
 def test_nina_and_indi_names_of_one_camera_share_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "in"
     build("nina.txt", src / "nina.fits", 1000)
-    # The INDI header as indi-asi names the camera (the driver's device name, not a real file's card).
-    build("indi_simulator_light.txt", src / "indi.fits", 1000, INSTRUME="ZWO CCD ASI294MC Pro")
+    # The INDI header with the camera named as indi-asi names it: 'ZWO CCD <model>', the form of the
+    # INSTRUME card of a real indi-asi capture (siril_stack_of_indi_asi.txt), here for the 294MC.
+    indi_asi = str(fits.Header.fromstring((HEADERS / "siril_stack_of_indi_asi.txt").read_text(), sep="\n")["INSTRUME"])
+    assert indi_asi == "ZWO CCD ASI2600MM Pro"
+    build("indi_simulator_light.txt", src / "indi.fits", 1000, INSTRUME=indi_asi.replace("2600MM", "294MC"))
     build("nina.txt", src / "upper.fits", 1000, INSTRUME="ZWO  ASI294MC PRO", **{"DATE-OBS": "2021-03-02T20:20:00"})
     ingest(capsys, tmp_path / "data", str(src))
     rows = frames(tmp_path / "data")
@@ -197,24 +202,64 @@ def test_app_master_flat_takes_missing_fields_from_set_and_raw_frames_are_refuse
     assert "--set is for --masters only" in capsys.readouterr().err
 
 
-def test_pixinsight_master_keywords_as_described_are_refused_as_raw(
+def test_pixinsight_masters_are_refused_as_raw_and_the_dark_imports_with_its_exposure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Not a real header (none was found): IMAGETYP 'Master Light' and the HISTORY line
-    'ImageIntegration.numberOfImages: N' as second-hand descriptions of WBPP masters give them."""
-    h = fits.Header()
-    h["IMAGETYP"] = "Master Dark"
-    h["INSTRUME"] = "ZWO ASI071MC Pro"
-    h["EXPTIME"] = 300.0
-    h.add_history("ImageIntegration.numberOfImages: 10")
-    fits.PrimaryHDU(np.full(SHAPE, 0.01, np.float32), h).writeto(tmp_path / "masterDark.fits")
-    h2 = fits.Header()
-    h2["INSTRUME"] = "ZWO ASI071MC Pro"
-    h2["EXPTIME"] = 300.0
-    h2["IMAGETYP"] = "LIGHT"
-    h2.add_history("ImageIntegration.numberOfImages: 10")
-    fits.PrimaryHDU(np.full(SHAPE, 0.01, np.float32), h2).writeto(tmp_path / "integration.fits")
-    out = ingest(capsys, tmp_path / "data", str(tmp_path / "masterDark.fits"), str(tmp_path / "integration.fits"))
+    """Real PixInsight headers: a WBPP 2.5.9 master light (IMAGETYP 'Master Light') and an
+    ImageIntegration master dark of PixInsight 1.8.8, which says IMAGETYP 'DARK', gives its count only
+    in HISTORY and has no EXPTIME (nor GAIN: EGAIN is e-/ADU)."""
+    src = tmp_path / "in"
+    build("pixinsight_master_light.txt", src / "masterLight.fits", 0.01)
+    dark = build("pixinsight_master_dark.txt", src / "darks" / "master_dark.fits", 0.0103)
+    data = tmp_path / "data"
+    out = ingest(capsys, data, str(src))
+    assert out["counts"] == {"skipped": 2}
     reasons = {Path(s["path"]).name: s["reason"] for s in out["skipped"]}
-    assert "a master" in reasons["masterDark.fits"] and "IMAGETYP 'Master Dark'" in reasons["masterDark.fits"]
-    assert "a stack" in reasons["integration.fits"] and "numberOfImages: 10" in reasons["integration.fits"]
+    assert "a stack" in reasons["masterLight.fits"] and "IMAGETYP 'Master Light'" in reasons["masterLight.fits"]
+    assert "a master" in reasons["master_dark.fits"] and "numberOfImages: 240" in reasons["master_dark.fits"]
+    argv = ["library", "ingest", "--masters", str(dark), "--data", str(data), "--json"]
+    assert main(argv) == 2  # nothing imported
+    (refused,) = json.loads(capsys.readouterr().out)["masters"]
+    assert refused["status"] == "refused" and "--set exposure=SECONDS" in refused["reason"]
+    assert main([*argv, "--set", "exposure=120", "--set", "gain=120", "--set", "temperature=-10"]) == 0
+    (imported,) = json.loads(capsys.readouterr().out)["masters"]
+    assert imported["status"] == "imported" and imported["scale"] == 65535.0
+    key = imported["key"]
+    assert (key["frame_type"], key["camera"], key["exposure_key"], key["gain"], key["binning"]) == (
+        "dark", "ZWO ASI183MC Pro", 120.0, 120.0, "1x1")  # fmt: skip
+    with Library.open(data) as lib:
+        (m,) = lib.masters()
+        assert m.n_sources == 240 and m.stats["writer"] == "pixinsight"  # named only in COMMENT/HISTORY
+
+
+def test_an_indi_camera_driver_light_with_frame_only_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real INDI QSI driver light of 2018: FRAME 'Light' and no IMAGETYP, no GAIN, EPERADU (e-/ADU)."""
+    build("indi_qsi.txt", tmp_path / "in" / "qsi.fits", 1000)
+    out = ingest(capsys, tmp_path / "data", str(tmp_path / "in"))
+    assert out["counts"] == {"added": 1}
+    row = frames(tmp_path / "data")["qsi.fits"]
+    assert fields(row) == ("light", "QSI CCD", 900.0, None, None, "1x1", "Ha", -20.0, "ekos")
+    assert "frame type from file name" not in row["quality_flags"]
+
+
+def test_a_seestar_single_frame_and_a_siril_stack_of_indi_frames_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Seestar S50 (firmware 4.70) single frame is debayered (NAXIS3 = 3, STACKCNT = 1: one frame,
+    not a stack); a Siril stack of 126 indi-asi lights keeps their IMAGETYP 'Light Frame'."""
+    src = tmp_path / "in"
+    build("seestar_single_colour.txt", src / "seestar.fit", 1000)
+    build("siril_stack_of_indi_asi.txt", src / "stacked.fit", 0.01)
+    out = ingest(capsys, tmp_path / "data", str(src))
+    assert out["counts"] == {"skipped": 2}
+    reasons = {Path(s["path"]).name: s["reason"] for s in out["skipped"]}
+    assert "a colour image" in reasons["seestar.fit"] and "NAXIS3 = 3" in reasons["seestar.fit"]
+    assert "a stack" in reasons["stacked.fit"] and "STACKCNT = 126" in reasons["stacked.fit"]
+    # The same cards on one plane (the only change; a raw Seestar sub is one Bayer plane) are read
+    # like any light: CCDXBIN/XBINNING, EXPTIME, GAIN, CCD-TEMP, INSTRUME 'Seestar S50'.
+    build("seestar_single_colour.txt", tmp_path / "one" / "sub.fit", 1000, planes=1)
+    ingest(capsys, tmp_path / "data", str(tmp_path / "one"))
+    row = frames(tmp_path / "data")["sub.fit"]
+    assert row["exposure"] == pytest.approx(0.01)
+    assert fields(row)[:2] + fields(row)[3:] == (
+        "light", "Seestar S50", 80.0, None, "1x1", "IRCUT", 24.0625, "seestar")  # fmt: skip
