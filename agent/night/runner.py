@@ -97,6 +97,7 @@ class NightRunner:
         self.stop_reason: str | None = None  # why a stop was requested (signal, dashboard)
         self._last_clock: dt.datetime | None = None
         self._pending_seq: Sequence | None = None
+        self._logged_state: str | None = None
 
     def adopt(self, seq: Sequence) -> None:
         """A reloaded sequence file (any thread): tonight's plan is redone at the next activity."""
@@ -223,7 +224,9 @@ class NightRunner:
             return
         ctx.progress.state = state
         ctx.progress.updated = ctx.now().isoformat(timespec="seconds")
-        log.info("night %s: %s at %s UTC", ctx.night, state, ctx.progress.updated[11:19])
+        if state != self._logged_state:
+            log.info("night %s: %s at %s UTC", ctx.night, state, ctx.progress.updated[11:19])
+            self._logged_state = state
         ctx.progress_store.save(ctx.progress)
         ctx.status["state"] = state
         if ctx.live is not None:
