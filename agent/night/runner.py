@@ -200,10 +200,7 @@ class NightRunner:
             progress_store=store,
             abort=self.abort,
         )
-        from agent.night.safety import open_gate
-
         ctx.notify = self.notify
-        open_gate(ctx)
         ctx.live = LiveStatus(self.data_dir, progress.night, plan.to_dict())
         self.requests = Requests(ctx, self.request_stop)
         ctx.between_frames = self.requests.handle
@@ -213,6 +210,9 @@ class NightRunner:
         from agent.night.services import attach_services
 
         attach_services(ctx, self.uploads)
+        from agent.night.safety import open_gate
+
+        open_gate(ctx)  # last: an unsafe first reading is closed up for by the loop's first step
         if progress.resumed:
             ctx.note("info", f"resuming the night of {progress.night} (was in {progress.state})")
         store.save(progress)
