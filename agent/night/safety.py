@@ -74,7 +74,7 @@ class SafetyGate:
             return
         self.watch.start()
         deadline = time.monotonic() + SETTLE_WALL_S
-        while time.monotonic() < deadline and self.watch.conditions().age_s is None:
+        while time.monotonic() < deadline and not _known(self.watch.conditions()):
             self.watch.changed.wait(0.2)  # a device just connected has not reported yet
             self.watch.changed.clear()
         self.watch.on_unsafe(self._trip)
@@ -238,6 +238,12 @@ class SafetyGate:
     def set_disk_low(self, message: str | None) -> None:
         with self._lock:
             self._disk_low = message
+
+
+def _known(conditions: Any) -> bool:
+    """A first reading and its verdict have arrived (a device just connected sends them in turn)."""
+    reasons = " ".join(conditions.reasons)
+    return conditions.age_s is not None and "no verdict" not in reasons and "disconnected" not in reasons
 
 
 class SkyStop:
