@@ -183,7 +183,8 @@ def test_replayed_cloudwatcher_flipped_cloud_range_and_rain(tmp_path: Path) -> N
         client.wait_devices([AAG])
         watch = WeatherWatch(client, [AAG], max_age_s=30)
         watch.start()
-        clear = wait_for(watch, lambda c: c.safe)  # -45 °C is outside the flipped range: clear
+        # -45 °C is outside the flipped range: clear (waited for: the driver's defaults come first)
+        clear = wait_for(watch, lambda c: c.safe and c.parameters.get("WEATHER_CLOUD") == -45)
         assert clear.parameters["WEATHER_CLOUD"] == -45
         assert client.get(AAG, "SAFETY_STATUS").state == "Ok"
         feed.write_text(json.dumps({"WEATHER_CLOUD": 10}))  # inside: overcast
