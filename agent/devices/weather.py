@@ -98,6 +98,9 @@ class WeatherWatch:
         for device in self.devices:
             if self.client.has(device, READING_PROP):
                 self._note_reading(device)  # the driver's current values, defined before we started
+            if connect and device in self.client.devices() and not self.client.has(device, "CONNECTION"):
+                with contextlib.suppress(IndiError):  # defined in a burst: CONNECTION may come a moment later
+                    self.client.wait_property(device, "CONNECTION", timeout=3.0)
             if connect and self.client.has(device, "CONNECTION") and not self._connected(device):
                 with contextlib.suppress(IndiError):
                     self.client.send_switch(device, "CONNECTION", ["CONNECT"])
