@@ -58,7 +58,7 @@ SCENARIO = {
 
 def _serve(seq: Path, address: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "agent.cli", "serve", str(seq), "--indi", address, "--data", str(data),
-           "--until-night", LAST.isoformat(), "--fast-forward", "5000"]
+           "--until-night", LAST.isoformat(), "--fast-forward", "10000"]
     return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -86,7 +86,7 @@ def test_a_simulated_week_unattended(sim_server: Callable[..., object], tmp_path
     shutil.copy(HERE / "data" / "week_sequence.yaml", seq)
     scenario = tmp_path / "weather.yaml"
     scenario.write_text(yaml.safe_dump(SCENARIO, sort_keys=False))
-    server = sim_server(start="2026-12-01T14:20:00", time_factor=300, lat=52.52, lon=13.40, elevation=40,
+    server = sim_server(start="2026-12-01T14:20:00", time_factor=600, lat=52.52, lon=13.40, elevation=40,
                         width=256, height=192, filters=["L", "R", "G", "B", "Ha"], cosmic_rays=False,
                         weather_scenario=str(scenario))
     data, log = tmp_path / "data", tmp_path / "serve.log"

@@ -115,8 +115,8 @@ class ServeLoop:
             if now < start:
                 self._service("status", f"day: the night of {night} starts cooling at {start:%Y-%m-%d %H:%M} UTC")
                 log.info("waiting for the night of %s (cooling starts %s UTC)", night, f"{start:%H:%M}")
-                if not self._wait_until(clock, start):
-                    return
+                if self._wait_until(clock, start) != "reached":
+                    return  # stopped, or a reloaded file: plan the day again
         finally:
             client.disconnect()
         self._run_night(night)
@@ -211,26 +211,27 @@ class ServeLoop:
         client.connect()
         return pick_clock(client), client
 
-    def _wait_until(self, clock: Clock, when: dt.datetime) -> bool:
-        """Wait on `clock` (fast-forwarded on a simulator); False when a stop came first."""
+    def _wait_until(self, clock: Clock, when: dt.datetime) -> str:
+        """Wait on `clock` (fast-forwarded on a simulator): "reached", "stopped", or "replan" when the
+        sequence file was reloaded (it may start the night at another time)."""
         forward = getattr(clock, "fast_forward", None)
         fast = self.options.fast_forward if forward is not None else None
         try:
             while not self.stop.is_set():
                 if clock.now() >= when:
-                    return True
+                    return "reached"
                 if fast and forward is not None and clock.time_factor < fast:
                     forward(when, fast)  # (again: a simulator ends a fast-forward at each weather change)
                 clock.sleep(min((when - clock.now()).total_seconds(), POLL_S * 5 * clock.time_factor), self.stop)
                 self._ping()
                 if self.reload.is_set() or self.sequence.changed():
                     self._check_reload()
-                    return True  # the new file may start the night at another time: plan again
+                    return "replan"
         finally:
             if self.stop.is_set() and self.options.fast_forward and forward is not None:
                 with contextlib.suppress(ObsAgentError):
                     forward(None, 1.0)
-        return False
+        return "stopped"
 
     # ---- housekeeping of the service ------------------------------------------------------------
     def _check_reload(self) -> None:
