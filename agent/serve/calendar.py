@@ -30,3 +30,10 @@ def current_night(seq: Sequence, now: dt.datetime, done: set[str]) -> dt.date:
     if night.isoformat() in done:
         night += dt.timedelta(days=1)
     return night
+
+
+def too_late_to_start(seq: Sequence, night: dt.date, now: dt.datetime) -> bool:
+    """A night nothing was done in is not started after sunrise: its morning work is for lights
+    it never took. (A night that was under way is still finished after sunrise.)"""
+    plan = plan_night(seq, night)
+    return now > (plan.sunrise or plan.end)

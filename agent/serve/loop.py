@@ -22,7 +22,7 @@ from typing import Any
 
 from agent.clock import Clock
 from agent.errors import DeviceMissing, ObsAgentError
-from agent.serve.calendar import current_night, night_over, night_start
+from agent.serve.calendar import current_night, night_over, night_start, too_late_to_start
 from agent.serve.sequence_file import SequenceFile
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,9 @@ class ServeLoop:
             now = clock.now()
             done = {n for n in store.nights() if (p := store.load(n)) is not None and p.state == "done"}
             night = current_night(seq, now, done)
-            if night_over(seq, night, now):  # a night missed entirely (the service was down): the next
-                night += dt.timedelta(days=1)
+            begun = store.load(night.isoformat()) is not None
+            if night_over(seq, night, now) or (not begun and too_late_to_start(seq, night, now)):
+                night += dt.timedelta(days=1)  # missed (the service was down, or installed this morning)
             start = night_start(seq, night)
             if now < start:
                 self._service("status", f"day: the night of {night} starts cooling at {start:%Y-%m-%d %H:%M} UTC")
