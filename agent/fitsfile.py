@@ -14,7 +14,6 @@ reason a file cannot be used is one `UnreadableImage` with a one-line message na
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import tempfile
 import warnings
@@ -28,6 +27,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
 from agent.errors import CorruptFile
+from agent.umask import process_umask
 
 
 @contextlib.contextmanager
@@ -55,19 +55,6 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-@functools.cache
-def process_umask() -> int:
-    """The process umask, read once: from /proc (no window where it is changed), else by setting
-    and restoring it (at the first write, before any writer threads race on it)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def remove_stale_parts(target: Path) -> int:

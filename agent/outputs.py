@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from agent.errors import ObsAgentError
+from agent.umask import process_umask
 
 
 class OutputPathError(ObsAgentError):
@@ -51,22 +52,8 @@ def _parents_are_folders(p: Path, option: str) -> None:
 
 
 def user_umask() -> int:
-    """The process umask, read without changing it (from /proc: os.umask would briefly change it
-    under other threads); else set and restored at once."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def new_file_mode() -> int:
-    """The mode of a file created now: 0666 less the umask (what `mkstemp`'s 0600 is set to)."""
-    return 0o666 & ~user_umask()
+    """The process umask (`agent.umask`)."""
+    return process_umask()
 
 
 def create_empty(path: Path) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from agent import offline
-from agent.outputs import new_file_mode
+from agent.umask import new_file_mode
 
 _loaded: Any = None
 

@@ -25,6 +25,7 @@ from astropy.io import fits
 
 from agent.errors import CorruptFile
 from agent.fitsfile import read_fits, read_header, write_fits_atomic
+from agent.stacking.quality import exposure_of
 
 ADU_SCALE = 65535.0
 SCALE_KEY = "ADUSCALE"  # ADU = stored value * ADUSCALE
@@ -165,11 +166,11 @@ def master_keywords(header: fits.Header, sources: Iterable[fits.Header]) -> None
     srcs = list(sources)
     n = int(header.get("NCOMBINE", len(srcs)))
     header["STACKCNT"] = (n, "number of frames stacked")
-    exposures = [_exposure(h) for h in srcs]
+    exposures = [exposure_of(h) for h in srcs]
     if srcs and all(e is not None for e in exposures):
         header["LIVETIME"] = (round(sum(e for e in exposures if e is not None), 6), "[s] summed exposure")
-    elif _exposure(header) is not None:
-        header["LIVETIME"] = (round(n * (_exposure(header) or 0.0), 6), "[s] summed exposure")
+    elif exposure_of(header) is not None:
+        header["LIVETIME"] = (round(n * (exposure_of(header) or 0.0), 6), "[s] summed exposure")
     spans = [s for s in (_span(h) for h in srcs) if s is not None]
     if spans:
         begin = min(s[0] for s in spans)
@@ -177,15 +178,6 @@ def master_keywords(header: fits.Header, sources: Iterable[fits.Header]) -> None
         header["DATE-OBS"] = (_iso(begin), "UTC start of the first source frame")
         header["DATE-BEG"] = (_iso(begin), "UTC start of the first source frame")
         header["DATE-END"] = (_iso(end), "UTC end of the last source frame")
-
-
-def _exposure(header: fits.Header) -> float | None:
-    for key in ("EXPTIME", "EXPOSURE"):
-        if key in header:
-            try:
-                return float(header[key])
-            except (TypeError, ValueError):
-                return None
     return None
 
 
@@ -199,7 +191,7 @@ def _span(header: fits.Header) -> tuple[_dt.datetime, _dt.datetime] | None:
         return None
     if start.tzinfo is not None:
         start = start.astimezone(_dt.UTC).replace(tzinfo=None)
-    return start, start + _dt.timedelta(seconds=_exposure(header) or 0.0)
+    return start, start + _dt.timedelta(seconds=exposure_of(header) or 0.0)
 
 
 def _iso(t: _dt.datetime) -> str:
