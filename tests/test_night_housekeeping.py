@@ -121,4 +121,9 @@ def test_a_pulled_data_disk_stops_the_night_safely_and_is_not_made_again(
     assert not [f for f in files if f.endswith(".part")]
     with library(pulled / "obsagent") as conn:
         rows = sorted(r[0] for r in conn.execute("SELECT path FROM frames"))
-    assert sorted(f for f in files if f.endswith(".fits")) == rows
+    stored = sorted(f for f in files if f.endswith(".fits"))
+    assert set(rows) <= set(stored), "every row's frame is on the disk"
+    from agent.fitsfile import read_image
+
+    for orphan in set(stored) - set(rows):  # written as the disk went: whole, ingested at the next start
+        assert read_image(pulled / "obsagent" / orphan).data.size > 0
