@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from tests.sim_fixtures import needs_indiserver
+from tests.test_notify import Inbox
 
 pytestmark = [pytest.mark.indi, needs_indiserver]
 
@@ -83,7 +83,10 @@ def _night_of(path: str) -> str:
 @pytest.mark.timeout(1500)
 def test_a_simulated_week_unattended(sim_server: Callable[..., object], tmp_path: Path) -> None:
     seq = tmp_path / "week.yaml"
-    shutil.copy(HERE / "data" / "week_sequence.yaml", seq)
+    inbox = Inbox()  # the user's phone: apprise posts to it over loopback
+    raw = yaml.safe_load((HERE / "data" / "week_sequence.yaml").read_text())
+    raw["notifications"] = {"urls": [inbox.url]}
+    seq.write_text(yaml.safe_dump(raw, sort_keys=False))
     scenario = tmp_path / "weather.yaml"
     scenario.write_text(yaml.safe_dump(SCENARIO, sort_keys=False))
     server = sim_server(start="2026-12-01T14:20:00", time_factor=600, lat=52.52, lon=13.40, elevation=40,
@@ -177,3 +180,9 @@ def test_a_simulated_week_unattended(sim_server: Callable[..., object], tmp_path
     in_rain = [dict(r) for r in rows if seen.timestamp() + 1 < float(r["captured_at"]) < reopened]
     assert not in_rain, "no light is kept from the rain or the hysteresis after it"
     assert wall < 15 * 60, f"the week took {wall:.0f} s"
+
+    # the person was told: each finished night, and closing up for the weather
+    titles = [m.get("title", "") for m in inbox.wait_for(7)]
+    assert sum("night of" in t for t in titles) >= 6, titles  # one per night (the killed run's may be lost)
+    assert any("closed up" in t for t in titles), titles
+    inbox.server.shutdown()

@@ -76,15 +76,18 @@ def serve(args: argparse.Namespace) -> int:
         fast_forward = fast_forward or SIM_FAST_FORWARD
     from agent.commands.run import start_uploads
 
+    notifications = _Notifications(source)
+
     options = ServeOptions(
         data=root, indi=indi, nights=args.nights, last_night=args.until_night, fast_forward=fast_forward,
         uploads=start_uploads,
-        notify=_notifier(source), service=ServiceNotifier(),
+        notify=notifications, service=ServiceNotifier(),
     )
     loop = ServeLoop(source, options)
     try:
         result = loop.run()
     finally:
+        notifications.close()
         if rig is not None:
             rig.close()
     if args.sim or args.nights or args.until_night:
@@ -113,21 +116,28 @@ def _start_sim(args: argparse.Namespace, seq: Any, root: Path) -> Any:
     return rig
 
 
-def _notifier(source: Any) -> Any:
-    """(kind, title, body) → the sequence's notification targets; always the current file's."""
-    from agent.notify import Notifier
+class _Notifications:
+    """(kind, title, body) → the notification targets of the sequence file in force; a reloaded
+    file with other targets gets a new notifier, the old one sends what it holds first."""
 
-    notifiers: dict[int, Any] = {}
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.settings: Any = None
+        self.notifier: Any = None
 
-    def send(kind: str, title: str, body: str) -> None:
-        settings = source.current.notifications
-        key = id(settings)
-        if key not in notifiers:
-            notifiers.clear()
-            notifiers[key] = Notifier(settings)
-        notifiers[key].send(kind, title, body)
+    def __call__(self, kind: str, title: str, body: str) -> None:
+        from agent.notify import Notifier
 
-    return send
+        settings = self.source.current.notifications
+        if self.notifier is None or settings != self.settings:
+            self.close()
+            self.settings, self.notifier = settings, Notifier(settings)
+        self.notifier.send(kind, title, body)
+
+    def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close(timeout=10.0)
+            self.notifier = None
 
 
 def _print_campaign(source: Any, root: Path) -> None:
