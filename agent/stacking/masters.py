@@ -12,7 +12,6 @@ import numpy as np
 from astropy.io import fits
 
 from agent.errors import CorruptFile
-from agent.fitsfile import write_fits_atomic
 from agent.stacking import products
 from agent.stacking.combine import Master
 from agent.stacking.quality import QualityIssue
@@ -35,15 +34,10 @@ class CalibrationMaster(Master):
 
 
 def write_master(master: Master, path: str | os.PathLike[str], defects: np.ndarray | None = None) -> Path:
-    """Write any built master as a product, its defect map and its rejection maps beside it."""
-    target = products.write_product(path, master.data, master.header)
+    """Write any built master as a product with its rejection maps (`Master.write`), then its defect
+    map beside it."""
+    target = Master.write(master, path)
     products.write_defects(target, defects, master.header)
-    for suffix, rmap in (("rejlow", master.rejection_low), ("rejhigh", master.rejection_high)):
-        if rmap is not None:
-            hdr = fits.Header()
-            hdr["IMAGETYP"] = (f"Rejection map {suffix[3:]}", "values rejected per pixel")
-            hdr["NCOMBINE"] = master.header.get("NCOMBINE")
-            write_fits_atomic(target.with_name(f"{target.stem}_{suffix}{target.suffix}"), rmap, hdr)
     return target
 
 
