@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from agent.devices import ServerLost
-from agent.errors import IndiError
+from agent.errors import DeviceMissing, IndiError
 from agent.night.context import NightContext
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,10 @@ def close_up_if_unsafe(ctx: NightContext) -> None:
         return
     if not ctx.rig.client.connected:  # nothing can move: the lost server is the runner's to handle
         raise ServerLost(f"not connected to the INDI server at {ctx.rig.client.address}")
+    present = set(ctx.rig.client.devices())
+    gone = [d.name for d in (ctx.rig.camera, ctx.rig.panel) if d is not None and d.name not in present]
+    if gone:  # a crashed driver: the runner reconnects the rig, then closes up (counted from its return)
+        raise DeviceMissing(f"{', '.join(gone)} gone from {ctx.rig.client.address} (driver exited?)")
     reason = gate.hold_reason() or "unsafe"
     close_up(ctx, reason, park=True)
     gate.closed_up = True
