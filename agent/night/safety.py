@@ -66,7 +66,6 @@ class SafetyGate:
         self._tripped_at: dt.datetime | None = None  # the same on the night's clock
         self._thread: threading.Thread | None = None
         self.rig_back: dt.datetime | None = None  # the last reconnection: nothing could move before it
-        self.on_unsafe: Callable[[str], None] | None = None  # the night's notifier (runner thread safe)
 
     # ---- feeding -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -160,11 +159,6 @@ class SafetyGate:
             self.wake()  # a closed night naps long: it learns at once when the hysteresis starts
 
     # ---- asking --------------------------------------------------------------------------------
-    @property
-    def reasons(self) -> list[str]:
-        with self._lock:
-            return list(self._reasons)
-
     @property
     def safe_since(self) -> dt.datetime | None:
         """The first safe reading after the last unsafe one (the hysteresis counts from it)."""
