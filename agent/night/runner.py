@@ -239,6 +239,9 @@ class NightRunner:
         self.ctx = ctx
         model = NightModel(is_safe=lambda: not self.abort.is_set(), on_state=self._record_state)
         initial = "done" if ctx.progress.state == "done" else "startup"
+        if initial != "done" and ctx.safety is not None:
+            ctx.safety.rig_back = ctx.now()  # the rig is ours from here: nothing could move before
+            self._close_up_first(ctx)  # a night that begins unsafe closes up before anything else
         build_machine(model, initial=initial)
         reason: str | None = None
         try:

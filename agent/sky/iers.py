@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from agent import offline
 from agent.umask import new_file_mode
 
 _loaded: Any = None
+_loading = threading.Lock()
 
 
 def _cache_file() -> Path:
@@ -70,7 +72,19 @@ def _load(path: Path) -> Any:
 
 
 def earth_orientation_table() -> Any:
-    """astropy's IERS_Auto table (bundled data, no download), from the cache when possible."""
+    """astropy's IERS_Auto table (bundled data, no download), from the cache when possible.
+
+    Loaded once under a lock: nights planned on several threads at once would otherwise read the
+    cache together, and numpy's header parsing (ast) is not thread-safe on CPython 3.11.7 and
+    earlier (gh-106905: "AST constructor recursion depth mismatch").
+    """
+    if _loaded is not None:
+        return _loaded
+    with _loading:
+        return _load_once()
+
+
+def _load_once() -> Any:
     global _loaded
     if _loaded is not None:
         return _loaded
