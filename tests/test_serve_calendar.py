@@ -32,3 +32,18 @@ def test_a_finished_night_gives_way_to_the_next_and_a_morning_install_waits_for_
     assert current_night(seq, morning, {NIGHT.isoformat()}) == NIGHT + dt.timedelta(days=1)
     assert too_late_to_start(seq, NIGHT, morning)
     assert not too_late_to_start(seq, NIGHT, dt.datetime(2026, 12, 1, 22, 0, tzinfo=dt.UTC))
+
+
+def test_darks_by_day_start_the_night_in_its_morning_and_end_the_day_at_the_dusk_flats() -> None:
+    by_day = parse_sequence(MINIMAL_SEQUENCE.replace("  devices: {camera: CCD Simulator}",
+                                                     "  devices: {camera: CCD Simulator, dust_cap: Cap}")
+                            + "  darks: {by_day: true}\n", "night.yaml")
+    start = night_start(by_day, NIGHT)
+    assert start.astimezone(by_day.site.zone) == dt.datetime(2026, 12, 1, 0, 0, tzinfo=by_day.site.zone)
+    # the morning after the previous night is done, the service starts this night's run at once
+    morning = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+    assert current_night(by_day, morning, {"2026-11-30"}) == NIGHT and start <= morning
+    assert night_start(_seq(), NIGHT) > morning  # without darks by day the day is idle
+    plan = plan_night(by_day, NIGHT)
+    assert plan.begins(dusk_flats=True) == plan.sky_flat_windows[0].start  # the day's calibration ends there
+    assert plan.begins(dusk_flats=False) == plan.sunset

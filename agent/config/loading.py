@@ -200,6 +200,15 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[_Path, str]]:
                 "flats come from the panel but indi.devices.flat_panel is not set; name the panel or use sky flats",
             )
         )
+    darks = _section(_section(data, "calibration"), "darks")
+    if darks.get("by_day") is True and devices and not (devices.get("flat_panel") or devices.get("dust_cap")):
+        found.append(
+            (
+                ("calibration", "darks", "by_day"),
+                "darks by day need the cap closed, but indi.devices names no flat_panel or dust_cap; "
+                "name the cap or set by_day: false",
+            )
+        )
     cadences = flats.get("filter_cadence")
     if isinstance(cadences, dict) and names is not None:
         for name in cadences:

@@ -320,6 +320,9 @@ class FlatPolicy(_Strict):
 
 class DarkPolicy(_Strict):
     in_gaps: bool = True
+    # The camera stays dark behind its closed cap in daylight: the day before a night is used for
+    # that night's missing darks, bias and dark flats (`serve` starts the night in the morning).
+    by_day: bool = False
     min_gap_minutes: float = Field(default=20.0, gt=0, le=720)
 
 

@@ -101,6 +101,10 @@ def due(ctx: NightContext) -> Due:
     flats = ctx.seq.calibration.flats
     dusk, dawn = ctx.plan.sky_flat_windows
     end = night_end(ctx)
+    if ctx.seq.calibration.darks.by_day and not finished(ctx, "day_calibration"):
+        begins = ctx.plan.begins(flats.sky_at_dusk)
+        if now < begins:
+            return Due("day_calibration", begins, "the day before the night: cap-closed darks for tonight")
     if (
         flats.sky_at_dusk
         and dusk.start

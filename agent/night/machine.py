@@ -27,6 +27,7 @@ STATES = [
     "gap_calibration",  # cap closed: darks / bias / dark flats by the library's needs
     "dawn_flats",  # sky flats in the morning window
     "morning_calibration",  # after dawn flats: bias, dark flats and whatever darks are still missing
+    "day_calibration",  # the day before the night (darks.by_day): cap closed, tonight's darks, bias, dark flats
     "closed",  # the sky may not be used (weather, clouds, disk): closed up, cap-closed calibration meanwhile
     "warmup",  # cooler off gently
     "park",  # cap closed, light off, mount parked
@@ -44,6 +45,7 @@ WORKING = [
     "gap_calibration",
     "dawn_flats",
     "morning_calibration",
+    "day_calibration",
     "closed",
 ]
 
@@ -57,6 +59,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "start_gap", "source": WORKING, "dest": "gap_calibration"},
     {"trigger": "start_dawn_flats", "source": WORKING, "dest": "dawn_flats"},
     {"trigger": "start_morning_calibration", "source": WORKING, "dest": "morning_calibration"},
+    {"trigger": "start_day_calibration", "source": WORKING, "dest": "day_calibration"},
     {"trigger": "close_up", "source": ["startup", *WORKING], "dest": "closed"},
     {"trigger": "night_over", "source": ["startup", *WORKING], "dest": "warmup"},
     {"trigger": "warm", "source": "warmup", "dest": "park"},
@@ -74,6 +77,7 @@ DISPATCH_EVENTS = {
     "gap_calibration": "start_gap",
     "dawn_flats": "start_dawn_flats",
     "morning_calibration": "start_morning_calibration",
+    "day_calibration": "start_day_calibration",
     "waiting": "wait",
     "closed": "close_up",
     "warmup": "night_over",

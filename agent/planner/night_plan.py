@@ -175,6 +175,13 @@ class NightPlan:
     notes: list[str]
     tracks: Tracks | None = field(default=None, repr=False)
 
+    def begins(self, dusk_flats: bool) -> dt.datetime:
+        """The first thing the night does: the dusk sky flats when they are taken, else sunset."""
+        dusk = self.sky_flat_windows[0]
+        if dusk_flats and dusk.start is not None:
+            return dusk.start
+        return self.sunset or self.start
+
     # Named accessors for the events, so callers need not know the dictionary keys.
     @property
     def sunset(self) -> dt.datetime | None:

@@ -1,4 +1,5 @@
-"""Which night is next and when its work starts: cooling begins `cooldown_lead` before dusk."""
+"""Which night is next and when its work starts: cooling begins `cooldown_lead` before dusk, or
+in the morning when the day is used for the night's darks (`calibration.darks.by_day`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from agent.planner import default_night, plan_night
 
 def night_start(seq: Sequence, night: dt.date) -> dt.datetime:
     """When the service wakes for `night`: the cooler's lead before the first thing the night does
-    (the dusk flats when they are taken, else sunset)."""
-    plan = plan_night(seq, night)
-    dusk = plan.sky_flat_windows[0]
-    first = dusk.start if seq.calibration.flats.sky_at_dusk and dusk.start else (plan.sunset or plan.start)
+    (the dusk flats when they are taken, else sunset). With darks by day, the start of the night's
+    date: the runner begins as soon as the previous night is done and spends the day on darks."""
+    if seq.calibration.darks.by_day:
+        return dt.datetime.combine(night, dt.time(0, 0), tzinfo=seq.site.zone).astimezone(dt.UTC)
+    first = plan_night(seq, night).begins(seq.calibration.flats.sky_at_dusk)
     return first - dt.timedelta(seconds=seq.schedule.cooldown_lead)
 
 

@@ -12,6 +12,7 @@ ACTIVITIES = {
     "imaging": imaging.run,
     "gap_calibration": calibration.run_gap,
     "morning_calibration": calibration.run_morning,
+    "day_calibration": calibration.run_day,
     "closed": closed.run,
     "warmup": shutdown.run_warmup,
     "park": shutdown.run_park,

@@ -77,10 +77,26 @@ def run_gap(ctx: NightContext) -> str:
     if gap is None:
         return "dispatch"
     done = capture_jobs(ctx, gap.end)
-    if done:
-        ctx.progress.finished_activities.append(gap_key(gap))
-        ctx.progress_store.save(ctx.progress)
+    if done or not must_close_up(ctx):  # all taken, or too little time left for the next frame
+        _finished(ctx, gap_key(gap))
     return "dispatch"
+
+
+def run_day(ctx: NightContext) -> str:
+    """The day before the night (`darks.by_day`): tonight's missing darks, bias and dark flats behind
+    the closed cap until the night begins; then the masters that are ready are built."""
+    until = ctx.plan.begins(ctx.seq.calibration.flats.sky_at_dusk)
+    done = capture_jobs(ctx, until)
+    if done or not must_close_up(ctx):  # stopped only to close up for the weather: resumed after it
+        _finished(ctx, "day_calibration")
+        finish_masters(ctx)  # tonight's lights find their masters ready
+    return "dispatch"
+
+
+def _finished(ctx: NightContext, key: str) -> None:
+    if key not in ctx.progress.finished_activities:
+        ctx.progress.finished_activities.append(key)
+        ctx.progress_store.save(ctx.progress)
 
 
 def run_morning(ctx: NightContext) -> str:

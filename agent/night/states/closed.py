@@ -20,7 +20,7 @@ from agent.night.housekeeping import DiskLow, space_problem
 from agent.night.states.calibration import capture_jobs, must_close_up
 
 SKY_ACTIVITIES = {"dusk_flats", "imaging", "dawn_flats"}
-CAPTURING = SKY_ACTIVITIES | {"gap_calibration", "morning_calibration", "panel_flats"}
+CAPTURING = SKY_ACTIVITIES | {"gap_calibration", "morning_calibration", "day_calibration", "panel_flats"}
 NAP = dt.timedelta(minutes=60)  # the gate wakes a nap when the weather turns either way
 DISK_NAP = dt.timedelta(minutes=5)  # nothing wakes a nap when space returns: look again this often
 
