@@ -293,3 +293,25 @@ def test_campaign_settings_are_checked(change: dict[str, Any], message: str) -> 
     good = {**data, "targets": [_m42({"filter": "L", "exposure": 60, "count": 5, "per_night": 5})],
             "calibration": {"flats": {"source": "sky-both", "cadence": "completion", "filter_cadence": {"Ha": 3}}}}
     assert parse_sequence(json.dumps(good), "good.yaml").calibration.flats.filter_cadence == {"Ha": 3}
+
+
+def test_plan_through_the_cli_plans_what_the_campaign_still_needs(
+    lib: Library, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    night = Night(lib)
+    for day in ("2026-12-13", "2026-12-14"):
+        night.light(day, "M42", "L", 60)  # M42 L is complete: 2 of 2
+    seq_file = str(_sequence_file(tmp_path))
+
+    def planned(data: Path) -> tuple[set[tuple[str, str]], list[str]]:
+        assert main(["plan", seq_file, "--date", "2026-12-15", "--json", "--data", str(data)]) == 0
+        plan = json.loads(capsys.readouterr().out)
+        return {(b["target"], b["filter"]) for b in plan["blocks"]}, plan["notes"]
+
+    blocks, notes = planned(lib.root)
+    assert ("M42", "L") not in blocks and ("M42", "Ha") in blocks
+    assert "M42 L 60s: campaign complete 2/2" in notes
+    fresh = tmp_path / "no-library-yet"
+    fresh.mkdir()
+    blocks, _ = planned(fresh)  # a folder without a library: the file's counts, nothing created there
+    assert ("M42", "L") in blocks and not any(fresh.iterdir())

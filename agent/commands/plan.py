@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from typing import Any
 
-from agent.config import load_sequence
+from agent.config import Sequence, load_sequence
 from agent.errors import ConfigError
 from agent.outputs import output_file
 from agent.planner import NightPlan, default_night, plan_night
@@ -18,6 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--date", help="evening date YYYY-MM-DD (default: tonight, or the night in progress)")
     p.add_argument("--json", action="store_true", help="machine-readable output (times in UTC and local)")
     p.add_argument("--plot", metavar="PNG", help="also draw Sun and target altitudes, windows and gaps")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="plan what the campaign still needs, by this data folder's library "
+        "(default: OBSAGENT_DATA or the XDG data dir; without a library there, the file's full counts)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -30,12 +37,27 @@ def _parse_date(text: str) -> dt.date:
         ) from None
 
 
+def _campaign(seq: Sequence, night: dt.date, data: str | None) -> list[Any] | None:
+    """The campaign's progress from the data folder's library, as the night itself plans with it;
+    None (the file's counts) where the folder has no library yet. A damaged one is refused."""
+    from agent.library.store import DB_NAME, Library
+    from agent.paths import data_dir
+
+    root = data_dir(data)
+    if not (root / DB_NAME).exists():
+        return None
+    from agent.library.queries.campaign import campaign_progress
+
+    with Library.open(root) as library:
+        return list(campaign_progress(library, seq, night))
+
+
 def run(args: argparse.Namespace) -> int:
     if args.plot:
         output_file(args.plot, "--plot")
     seq = load_sequence(args.file)
     date = _parse_date(args.date) if args.date else default_night(seq.site.zone)
-    plan = plan_night(seq, date)
+    plan = plan_night(seq, date, progress=_campaign(seq, date, args.data))
     if args.plot:
         from agent.planner.plot import plot_night
 
