@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 
-def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+def data_dir(explicit: str | os.PathLike[str] | None = None, *, create: bool = True) -> Path:
+    """The data folder; made when missing unless `create` is false (a command that only reads)."""
     if explicit:
         base = Path(explicit)
     elif os.environ.get("OBSAGENT_DATA"):
@@ -14,7 +15,8 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     else:
         xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         base = Path(xdg) / "obsagent"
-    base.mkdir(parents=True, exist_ok=True)
+    if create:
+        base.mkdir(parents=True, exist_ok=True)
     return base
 
 

@@ -312,6 +312,5 @@ def test_plan_through_the_cli_plans_what_the_campaign_still_needs(
     assert ("M42", "L") not in blocks and ("M42", "Ha") in blocks
     assert "M42 L 60s: campaign complete 2/2" in notes
     fresh = tmp_path / "no-library-yet"
-    fresh.mkdir()
-    blocks, _ = planned(fresh)  # a folder without a library: the file's counts, nothing created there
-    assert ("M42", "L") in blocks and not any(fresh.iterdir())
+    blocks, _ = planned(fresh)  # a folder without a library: the file's counts, nothing created
+    assert ("M42", "L") in blocks and not fresh.exists()

@@ -43,7 +43,7 @@ def _campaign(seq: Sequence, night: dt.date, data: str | None) -> list[Any] | No
     from agent.library.store import DB_NAME, Library
     from agent.paths import data_dir
 
-    root = data_dir(data)
+    root = data_dir(data, create=False)
     if not (root / DB_NAME).exists():
         return None
     from agent.library.queries.campaign import campaign_progress
