@@ -34,8 +34,11 @@ def _sequence(tmp: Path, by_day: bool) -> Path:
     return path
 
 
-def _run_the_day(sim_server: Callable[..., object], tmp: Path, by_day: bool) -> tuple[Path, dt.datetime, dict]:
-    """Run the night from its morning until the day is over (the night's first activity), then stop."""
+def _run_the_day(
+    sim_server: Callable[..., object], tmp: Path, by_day: bool
+) -> tuple[Path, dt.datetime, dict, list[tuple[dt.datetime, float]]]:
+    """Run the night from its morning until the day is over (the night's first activity), then stop;
+    the sensor's temperature is sampled on the way."""
     seq_path = _sequence(tmp, by_day)
     seq = load_sequence(seq_path)
     begins = plan_night(seq, NIGHT).begins(seq.calibration.flats.sky_at_dusk)
@@ -46,23 +49,27 @@ def _run_the_day(sim_server: Callable[..., object], tmp: Path, by_day: bool) -> 
     worker = threading.Thread(target=runner.run, daemon=True)  # type: ignore[attr-defined]
     worker.start()
     deadline = time.monotonic() + 240
-    progress: dict = {}
+    temperatures: list[tuple[dt.datetime, float]] = []
     while time.monotonic() < deadline and worker.is_alive():
         ctx = runner.ctx  # type: ignore[attr-defined]
-        if ctx is not None and ctx.now() >= begins - dt.timedelta(minutes=2):
-            break
-        time.sleep(0.2)
+        if ctx is not None:
+            now, celsius = ctx.now(), ctx.rig.camera.temperature()
+            if celsius is not None:
+                temperatures.append((now, celsius))
+            if now >= begins - dt.timedelta(minutes=2):
+                break
+        time.sleep(0.05)
     runner.request_stop("the day is over")  # type: ignore[attr-defined]
     worker.join(60)
     assert not worker.is_alive()
     progress = json.loads((data / "nights" / f"{NIGHT}.json").read_text())
-    return data, begins, progress
+    return data, begins, progress, temperatures
 
 
 def test_darks_by_day_are_taken_behind_the_cap_and_built_into_masters_before_dusk(
     sim_server: Callable[..., object], tmp_path: Path
 ) -> None:
-    data, begins, progress = _run_the_day(sim_server, tmp_path, by_day=True)
+    data, begins, progress, temperatures = _run_the_day(sim_server, tmp_path, by_day=True)
     assert "day_calibration" in progress["finished_activities"], progress
     with library(data) as conn:
         frames = conn.execute("SELECT frame_type, exposure, captured_at, path FROM frames").fetchall()
@@ -79,10 +86,16 @@ def test_darks_by_day_are_taken_behind_the_cap_and_built_into_masters_before_dus
     longest = next(r["path"] for r in frames if r["frame_type"] == "dark" and float(r["exposure"]) == 300.0)
     with fits.open(data / longest) as hdul:
         assert float(np.median(hdul[0].data)) < 0.05 * 65535
+    # the cooler rests through the afternoon and is back at the set-point (-10 °C) for the night
+    last_frame = dt.datetime.fromtimestamp(max(float(r["captured_at"]) for r in frames), dt.UTC)
+    lead = dt.timedelta(minutes=30)  # schedule.cooldown_lead
+    afternoon = [c for t, c in temperatures if last_frame + dt.timedelta(minutes=30) < t < begins - lead]
+    assert afternoon and max(afternoon) > 0.0, "the sensor warmed while nothing needed it cold"
+    assert abs(temperatures[-1][1] - (-10.0)) <= 1.0, temperatures[-5:]
 
 
 def test_without_darks_by_day_the_day_is_idle(sim_server: Callable[..., object], tmp_path: Path) -> None:
-    data, begins, progress = _run_the_day(sim_server, tmp_path, by_day=False)
+    data, begins, progress, _ = _run_the_day(sim_server, tmp_path, by_day=False)
     assert "day_calibration" not in progress["finished_activities"]
     with library(data) as conn:
         taken = conn.execute("SELECT COUNT(*) FROM frames WHERE captured_at < ?", (begins.timestamp(),)).fetchone()[0]

@@ -51,6 +51,7 @@ class NightContext:
     abort: threading.Event = field(default_factory=threading.Event)
     cooler_ok: bool = True
     set_point: float | None = None
+    cooler_resting: bool = False  # off after the day's darks, until the cooling lead before the night
     calibrator: LightCalibrator | None = None  # calibrates lights off the capture thread
     builder: MasterBuilder | None = None  # stacks masters in a worker process
     sync: Uploads | None = None  # uploads new masters in the background

@@ -101,10 +101,12 @@ def due(ctx: NightContext) -> Due:
     flats = ctx.seq.calibration.flats
     dusk, dawn = ctx.plan.sky_flat_windows
     end = night_end(ctx)
-    if ctx.seq.calibration.darks.by_day and not finished(ctx, "day_calibration"):
+    if ctx.seq.calibration.darks.by_day:
         begins = ctx.plan.begins(flats.sky_at_dusk)
-        if now < begins:
+        if now < begins and not finished(ctx, "day_calibration"):
             return Due("day_calibration", begins, "the day before the night: cap-closed darks for tonight")
+        if ctx.cooler_resting and now >= begins - dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead):
+            return Due("cooldown", None, "cooling for the night after the day's darks")
     if (
         flats.sky_at_dusk
         and dusk.start
@@ -152,6 +154,9 @@ def next_change(ctx: NightContext, now: dt.datetime) -> dt.datetime:
     """The next moment something may become due."""
     dusk, dawn = ctx.plan.sky_flat_windows
     moments = [dusk.start, dusk.end, dawn.start, dawn.end, night_end(ctx)]
+    if ctx.cooler_resting:  # the cooler comes back on for the night
+        moments.append(ctx.plan.begins(ctx.seq.calibration.flats.sky_at_dusk)
+                       - dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead))
     moments += [b.start for b in ctx.plan.blocks] + [b.end for b in ctx.plan.blocks]
     moments += [g.start for g in ctx.plan.gaps] + [g.end for g in ctx.plan.gaps]
     future = [m for m in moments if m is not None and m > now]

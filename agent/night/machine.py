@@ -60,6 +60,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "start_dawn_flats", "source": WORKING, "dest": "dawn_flats"},
     {"trigger": "start_morning_calibration", "source": WORKING, "dest": "morning_calibration"},
     {"trigger": "start_day_calibration", "source": WORKING, "dest": "day_calibration"},
+    {"trigger": "cool_again", "source": WORKING, "dest": "cooldown"},  # after the day's rest
     {"trigger": "close_up", "source": ["startup", *WORKING], "dest": "closed"},
     {"trigger": "night_over", "source": ["startup", *WORKING], "dest": "warmup"},
     {"trigger": "warm", "source": "warmup", "dest": "park"},
@@ -78,6 +79,7 @@ DISPATCH_EVENTS = {
     "dawn_flats": "start_dawn_flats",
     "morning_calibration": "start_morning_calibration",
     "day_calibration": "start_day_calibration",
+    "cooldown": "cool_again",
     "waiting": "wait",
     "closed": "close_up",
     "warmup": "night_over",

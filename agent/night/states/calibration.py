@@ -17,6 +17,8 @@ from agent.night.dispatch import active_gap, gap_key
 from agent.night.services import dark_jobs, finish_masters
 from agent.night.states.common import capture, close_cap_for_darks
 
+REST_AT_LEAST = dt.timedelta(minutes=30)  # a shorter pause is not worth warming the sensor for
+
 
 def must_close_up(ctx: NightContext) -> bool:
     """Unsafe and not closed up yet: calibration stops so the runner closes up (the mount parks)."""
@@ -90,7 +92,22 @@ def run_day(ctx: NightContext) -> str:
     if done or not must_close_up(ctx):  # stopped only to close up for the weather: resumed after it
         _finished(ctx, "day_calibration")
         finish_masters(ctx)  # tonight's lights find their masters ready
+        rest_the_cooler(ctx, until)
     return "dispatch"
+
+
+def rest_the_cooler(ctx: NightContext, begins: dt.datetime) -> None:
+    """The day's darks are done hours before the night: the cooler need not hold the set-point
+    through a warm afternoon. It is switched off and cooled again `schedule.cooldown_lead` before
+    the night (the dispatcher's `cooldown`)."""
+    lead = dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead)
+    cam = ctx.rig.camera
+    if ctx.set_point is None or not cam.is_cooled() or begins - ctx.now() <= lead + REST_AT_LEAST:
+        return
+    cam.set_cooler(False)
+    ctx.cooler_resting = True
+    ctx.note("info", f"the day's darks are done: cooler off until {begins - lead:%H:%M} UTC")
+
 
 
 def _finished(ctx: NightContext, key: str) -> None:

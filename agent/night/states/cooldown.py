@@ -17,6 +17,7 @@ from agent.night.states.common import wait_cooled
 def run(ctx: NightContext, timeout_s: float = 1800.0) -> str:
     cfg = ctx.seq.camera
     cam = ctx.rig.camera
+    ctx.cooler_resting = False
     if cfg.set_point is None or cam.temperature() is None:
         return "cooled"
     if not cam.is_cooled():
