@@ -263,3 +263,21 @@ def test_cached_earth_orientation_table_equals_astropys(tmp_path, monkeypatch) -
         assert np.allclose(table.ut1_utc(times).value, reference.ut1_utc(times).value, atol=0, rtol=0)
         for got, want in zip(table.pm_xy(times), reference.pm_xy(times), strict=True):
             assert np.array_equal(got.value, want.value)
+
+
+def test_nights_planned_on_several_threads_at_once_are_the_night_planned_alone(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard, the service and a test's pool may plan at once: the cached table is read
+    once (numpy's header parsing is not thread-safe) and no thread sees another's settings undone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agent.sky import iers as planner_iers
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(planner_iers, "_loaded", None)
+    seq = make_sequence(SITES["52N"], [{"name": "M42", "exposures": [{"filter": "L", "exposure": 60, "count": 20}]}])
+    date = dt.date(2026, 12, 21)
+    alone = plan_night(seq, date).to_dict()
+    monkeypatch.setattr(planner_iers, "_loaded", None)  # each thread finds the cache unread
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        plans = list(pool.map(lambda _: plan_night(seq, date).to_dict(), range(6)))
+    assert all(plan == alone for plan in plans)

@@ -78,27 +78,32 @@ def earth_orientation_table() -> Any:
     cache together, and numpy's header parsing (ast) is not thread-safe on CPython 3.11.7 and
     earlier (gh-106905: "AST constructor recursion depth mismatch").
     """
-    if _loaded is not None:
-        return _loaded
-    with _loading:
-        return _load_once()
-
-
-def _load_once() -> Any:
     global _loaded
     if _loaded is not None:
         return _loaded
+    with _loading:
+        if _loaded is None:
+            from astropy.utils import iers
+
+            table = _load_once()
+            # Also astropy's own default from now on: `with earth_orientation_table.set(...)` blocks
+            # that end on one thread then restore this table, never a default that would be parsed again.
+            iers.earth_orientation_table.set(table)
+            _loaded = table
+        return _loaded
+
+
+def _load_once() -> Any:
     offline.configure()
     from astropy.utils import iers
 
     path = _cache_file()
     if path.exists():
         try:
-            _loaded = _load(path)
-            return _loaded
+            return _load(path)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt from astropy's own table below
-    _loaded = iers.IERS_Auto.open()
+    table = iers.IERS_Auto.open()
     with contextlib.suppress(OSError):  # a read-only cache only costs speed
-        _save(_loaded, path)
-    return _loaded
+        _save(table, path)
+    return table
