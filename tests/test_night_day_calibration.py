@@ -100,3 +100,23 @@ def test_without_darks_by_day_the_day_is_idle(sim_server: Callable[..., object],
     with library(data) as conn:
         taken = conn.execute("SELECT COUNT(*) FROM frames WHERE captured_at < ?", (begins.timestamp(),)).fetchone()[0]
     assert taken == 0, "nothing is taken by day unless the sequence says the camera is dark behind its cap"
+
+
+def test_the_service_started_in_the_morning_spends_the_day_on_darks_and_obeys_sigterm(
+    sim_server: Callable[..., object], tmp_path: Path
+) -> None:
+    from tests.test_serve import _serve, _state, _stop_within, _wait
+
+    seq_path = _sequence(tmp_path, by_day=True)
+    seq = load_sequence(seq_path)
+    server = sim_server(start=MORNING.strftime("%Y-%m-%dT%H:%M:%S"), time_factor=FACTOR, lat=52.52, lon=13.40,
+                        width=256, height=192, filters=list(seq.filters), cosmic_rays=False)
+    data, log = tmp_path / "data", tmp_path / "serve.log"
+    proc = _serve(seq_path, server.address, data, log)  # type: ignore[attr-defined]
+    _wait(lambda: _state(data) == "day_calibration", proc, log, timeout=120)  # not idle until the evening
+    assert _stop_within(proc) <= 5.0
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    with library(data) as conn:
+        taken = conn.execute("SELECT frame_type, captured_at FROM frames").fetchall()
+    begins = plan_night(seq, NIGHT).begins(seq.calibration.flats.sky_at_dusk)
+    assert all(float(r["captured_at"]) < begins.timestamp() for r in taken)
