@@ -7,7 +7,7 @@ import datetime as dt
 from agent.config import Sequence
 from agent.config.loading import parse_sequence
 from agent.planner import plan_night
-from agent.serve.calendar import current_night, night_start, too_late_to_start
+from agent.serve.calendar import current_night, night_over, night_start, sim_start, too_late_to_start
 from tests.config_fixtures import MINIMAL_SEQUENCE
 
 NIGHT = dt.date(2026, 12, 1)
@@ -47,3 +47,18 @@ def test_darks_by_day_start_the_night_in_its_morning_and_end_the_day_at_the_dusk
     plan = plan_night(by_day, NIGHT)
     assert plan.begins(dusk_flats=True) == plan.sky_flat_windows[0].start  # the day's calibration ends there
     assert plan.begins(dusk_flats=False) == plan.sunset
+
+
+def test_a_simulated_service_with_darks_by_day_begins_in_the_nights_morning() -> None:
+    by_day = parse_sequence(MINIMAL_SEQUENCE.replace("  devices: {camera: CCD Simulator}",
+                                                     "  devices: {camera: CCD Simulator, dust_cap: Cap}")
+                            + "  darks: {by_day: true}\n", "night.yaml")
+    start = sim_start(by_day, NIGHT)
+    previous = NIGHT - dt.timedelta(days=1)
+    assert start.astimezone(by_day.site.zone).date() == NIGHT and start > plan_night(by_day, previous).sunrise
+    # the service there works on NIGHT's day: the previous night is not started after its sunrise
+    assert current_night(by_day, start, set()) == previous
+    assert too_late_to_start(by_day, previous, start) and not night_over(by_day, previous, start)
+    assert night_start(by_day, NIGHT) <= start
+    plain = _seq()
+    assert sim_start(plain, NIGHT) == night_start(plain, NIGHT) - dt.timedelta(minutes=5)

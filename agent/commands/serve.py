@@ -99,7 +99,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def _start_sim(args: argparse.Namespace, seq: Any, root: Path) -> Any:
     from agent.planner import default_night
-    from agent.serve.calendar import night_start
+    from agent.serve.calendar import sim_start
     from agent.serve.simrig import start_sim_rig
 
     if args.sim_start:
@@ -110,7 +110,7 @@ def _start_sim(args: argparse.Namespace, seq: Any, root: Path) -> Any:
         if start.tzinfo is None:
             start = start.replace(tzinfo=dt.UTC)
     else:
-        start = night_start(seq, default_night(seq.site.zone)) - dt.timedelta(minutes=5)
+        start = sim_start(seq, default_night(seq.site.zone))
     rig = start_sim_rig(seq, start, args.time_factor, args.preset, root / "logs", weather=args.weather)
     print(f"simulated observatory on {rig.address}, clock from {start:%Y-%m-%d %H:%M} UTC at ×{args.time_factor:g}")
     return rig

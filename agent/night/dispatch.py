@@ -101,12 +101,11 @@ def due(ctx: NightContext) -> Due:
     flats = ctx.seq.calibration.flats
     dusk, dawn = ctx.plan.sky_flat_windows
     end = night_end(ctx)
-    if ctx.seq.calibration.darks.by_day:
-        begins = ctx.plan.begins(flats.sky_at_dusk)
-        if now < begins and not finished(ctx, "day_calibration"):
-            return Due("day_calibration", begins, "the day before the night: cap-closed darks for tonight")
-        if ctx.cooler_resting and now >= begins - dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead):
-            return Due("cooldown", None, "cooling for the night after the day's darks")
+    begins = ctx.plan.begins(flats.sky_at_dusk)
+    if ctx.seq.calibration.darks.by_day and now < begins and not finished(ctx, "day_calibration"):
+        return Due("day_calibration", begins, "the day before the night: cap-closed darks for tonight")
+    if ctx.cooler_resting and now >= begins - dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead):
+        return Due("cooldown", None, "cooling for the night after the day's darks")  # whatever the file says now
     if (
         flats.sky_at_dusk
         and dusk.start

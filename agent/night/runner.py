@@ -239,12 +239,12 @@ class NightRunner:
         self.ctx = ctx
         model = NightModel(is_safe=lambda: not self.abort.is_set(), on_state=self._record_state)
         initial = "done" if ctx.progress.state == "done" else "startup"
-        if initial != "done" and ctx.safety is not None:
-            ctx.safety.rig_back = ctx.now()  # the rig is ours from here: nothing could move before
-            self._close_up_first(ctx)  # a night that begins unsafe closes up before anything else
         build_machine(model, initial=initial)
         reason: str | None = None
         try:
+            if initial != "done" and ctx.safety is not None:
+                ctx.safety.rig_back = ctx.now()  # the rig is ours from here: nothing could move before
+                self._close_up_first(ctx)  # a night that begins unsafe closes up before anything else
             while model.state != "done":
                 if self.abort.is_set():
                     raise Aborted("stop requested")
@@ -357,7 +357,7 @@ class NightRunner:
             ctx.progress.record_fault(f"{state} skipped")
             ctx.note("warning", f"{state} skipped: {exc}")
             self._finish(ctx, state)
-            return "dispatch"
+            return "connected" if state == "startup" else "dispatch"  # startup's only way on is cooling
         except Exception as exc:  # a bug must not leave the hardware open
             log.error("%s failed:\n%s", state, traceback.format_exc())
             ctx.progress.record_fault("unexpected error")

@@ -19,6 +19,16 @@ def night_start(seq: Sequence, night: dt.date) -> dt.datetime:
     return first - dt.timedelta(seconds=seq.schedule.cooldown_lead)
 
 
+def sim_start(seq: Sequence, night: dt.date) -> dt.datetime:
+    """Where a simulated service's clock begins: just before it wakes for `night`; with darks by day,
+    just after the previous night's sunrise (that night is then too late to start, and the day is
+    `night`'s), not at the midnight `night_start` names, which is still the previous night."""
+    if seq.calibration.darks.by_day:
+        previous = plan_night(seq, night - dt.timedelta(days=1))
+        return (previous.sunrise or previous.end) + dt.timedelta(minutes=10)
+    return night_start(seq, night) - dt.timedelta(minutes=5)
+
+
 def night_over(seq: Sequence, night: dt.date, now: dt.datetime) -> bool:
     """True once the morning of `night` is well past (the Sun is up and its work window closed)."""
     plan = plan_night(seq, night)

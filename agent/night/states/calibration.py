@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Literal
 
 from agent.devices import ServerLost
 from agent.errors import DeviceMissing, IndiError
@@ -26,24 +27,28 @@ def must_close_up(ctx: NightContext) -> bool:
     return gate is not None and gate.unsafe.is_set() and not gate.closed_up
 
 
+Outcome = Literal["done", "out_of_time", "stopped"]
+
+
 def capture_jobs(
     ctx: NightContext, until: dt.datetime | None, keep_going: Callable[[], bool] | None = None
-) -> bool:
-    """Capture what is missing; True when nothing is left, False when time ran out or
-    `keep_going` said stop (the weather turned, the sky opened again)."""
+) -> Outcome:
+    """Capture what is missing: "done" when nothing is left (or nothing can be taken), "out_of_time"
+    when the next frame would not end before `until`, "stopped" when `keep_going` said stop (the
+    weather turned, the sky opened again)."""
     keep_going = keep_going or (lambda: not must_close_up(ctx))
     if not ctx.cooler_ok and ctx.seq.camera.set_point is not None:
         ctx.note("warning", "darks, bias and dark flats skipped: the sensor is not at its set-point")
-        return True
+        return "done"
     if not close_cap_for_darks(ctx):
         ctx.note("warning", "no dust cap to close: darks need the telescope covered, so none are taken")
-        return True
+        return "done"
     taken: dict[tuple[str, float, str | None], int] = {}
     first_count: dict[tuple[str, float, str | None], int] = {}
     while True:
         ctx.check_abort()
         if not keep_going():
-            return False
+            return "stopped"
         jobs = [
             j
             for j in dark_jobs(ctx)
@@ -51,7 +56,7 @@ def capture_jobs(
             <= first_count.get((j.frame_type, j.exposure, j.readout_mode), j.count)
         ]
         if not jobs:
-            return True
+            return "done"
         job = jobs[0]
         ident = (job.frame_type, job.exposure, job.readout_mode)
         first_count.setdefault(ident, job.count)
@@ -68,7 +73,7 @@ def capture_jobs(
             activity="calibration", frame_type=job.frame_type, exposure=job.exposure, remaining=job.count
         )
         if until is not None and (until - ctx.now()).total_seconds() < job.exposure + 5:
-            return False
+            return "out_of_time"
         capture(ctx, job.frame_type, job.exposure, readout_mode=job.readout_mode)
         if ctx.builder is not None:
             ctx.builder.poll()
@@ -78,8 +83,7 @@ def run_gap(ctx: NightContext) -> str:
     gap = active_gap(ctx, ctx.now())
     if gap is None:
         return "dispatch"
-    done = capture_jobs(ctx, gap.end)
-    if done or not must_close_up(ctx):  # all taken, or too little time left for the next frame
+    if capture_jobs(ctx, gap.end) != "stopped":  # all taken, or too little time left for the next frame
         _finished(ctx, gap_key(gap))
     return "dispatch"
 
@@ -88,8 +92,7 @@ def run_day(ctx: NightContext) -> str:
     """The day before the night (`darks.by_day`): tonight's missing darks, bias and dark flats behind
     the closed cap until the night begins; then the masters that are ready are built."""
     until = ctx.plan.begins(ctx.seq.calibration.flats.sky_at_dusk)
-    done = capture_jobs(ctx, until)
-    if done or not must_close_up(ctx):  # stopped only to close up for the weather: resumed after it
+    if capture_jobs(ctx, until) != "stopped":  # stopped only to close up for the weather: resumed after it
         _finished(ctx, "day_calibration")
         finish_masters(ctx)  # tonight's lights find their masters ready
         rest_the_cooler(ctx, until)
@@ -102,10 +105,12 @@ def rest_the_cooler(ctx: NightContext, begins: dt.datetime) -> None:
     the night (the dispatcher's `cooldown`)."""
     lead = dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead)
     cam = ctx.rig.camera
-    if ctx.set_point is None or not cam.is_cooled() or begins - ctx.now() <= lead + REST_AT_LEAST:
+    if ctx.set_point is None or begins - ctx.now() <= lead + REST_AT_LEAST:
         return
+    if not ctx.rig.client.has(cam.name, "CCD_COOLER"):
+        return  # a set-point without a cooler switch (writable CCD_TEMPERATURE alone): it holds the set-point
+    ctx.cooler_resting = True  # first: a switch that times out after acting is still cooled again
     cam.set_cooler(False)
-    ctx.cooler_resting = True
     ctx.note("info", f"the day's darks are done: cooler off until {begins - lead:%H:%M} UTC")
 
 
@@ -119,7 +124,7 @@ def _finished(ctx: NightContext, key: str) -> None:
 def run_morning(ctx: NightContext) -> str:
     """Missing darks, bias and dark flats; then the masters, whatever happened to the capture."""
     try:
-        while not capture_jobs(ctx, None):  # stopped only to close up for the weather: then go on
+        while capture_jobs(ctx, None) != "done":  # stopped only to close up for the weather: then go on
             close_up_if_unsafe(ctx)
     except (ServerLost, DeviceMissing):
         raise  # the rig is gone: the runner makes it safe; the masters are built at the end regardless

@@ -76,7 +76,7 @@ def run(ctx: NightContext) -> str:
         if problem is None:
             keep_going = lambda: _still_closed(ctx)  # noqa: E731
             try:
-                all_done = capture_jobs(ctx, now_due.until, keep_going=keep_going)
+                all_done = capture_jobs(ctx, now_due.until, keep_going=keep_going) == "done"
             except DiskLow:
                 continue  # the frame would not fit: the disk hold takes over
             if not all_done and not keep_going():
