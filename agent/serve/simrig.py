@@ -37,6 +37,30 @@ class SimRig:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
+def _wait_for_clock(port: int, timeout: float = 60.0) -> None:
+    """indiserver opens its port before the simulator's driver has started: until the driver
+    publishes its clock, a service would take the real time for the simulated one (and plan another
+    night). Wait for the clock."""
+    import time
+
+    from agent.devices import IndiClient
+    from agent.devices.sim_clock import SimClock
+    from agent.errors import IndiError
+
+    client = IndiClient("127.0.0.1", port)
+    client.connect()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(client.has(device, SimClock.PROPERTY) for device in client.devices()):
+                return
+            time.sleep(0.1)
+    finally:
+        client.disconnect()
+    raise IndiError(f"the simulator's driver did not publish its clock within {timeout:.0f} s; "
+                    "see the indiserver log in the data folder's logs/")
+
+
 def start_sim_rig(
     seq: Sequence,
     start: dt.datetime,
@@ -61,6 +85,12 @@ def start_sim_rig(
     server = SimServer(cfg, log_dir=str(log_dir))
     server.env["HOME"] = home
     server.start()
+    try:
+        _wait_for_clock(server.port)
+    except BaseException:
+        server.__exit__(None, None, None)
+        shutil.rmtree(home, ignore_errors=True)
+        raise
     names = {
         "camera": cfg.camera_name, "wheel": cfg.wheel_name, "flat_panel": cfg.panel_name, "mount": cfg.mount_name,
     }
