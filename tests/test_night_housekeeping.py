@@ -127,3 +127,46 @@ def test_a_pulled_data_disk_stops_the_night_safely_and_is_not_made_again(
 
     for orphan in set(stored) - set(rows):  # written as the disk went: whole, ingested at the next start
         assert read_image(pulled / "obsagent" / orphan).data.size > 0
+
+
+def test_a_low_disk_is_made_room_on_with_raw_frames_whose_masters_are_safe_upstream(
+    sim_server: Callable[..., object], tmp_path: Path
+) -> None:
+    from agent.library.store import Library
+    from agent.sync.worker import SyncWorker
+    from tests.sync_fixtures import SyncLibrary
+
+    remote = tmp_path / "nas"
+    remote.mkdir()
+    seq_path = write_sequence(tmp_path)
+    raw = yaml.safe_load(seq_path.read_text())
+    raw["housekeeping"] = {"min_free_mb": 2, "prune_synced": True}
+    raw["sync"] = {"url": remote.as_uri()}
+    seq_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with small_disk(tmp_path / "disk", 80) as disk:
+        data = disk / "data"
+        earlier = SyncLibrary(data, Library(data), shape=(1024, 1024))  # 2 MB a raw frame
+        try:  # earlier nights: darks of 60 s and 90 s, their masters uploaded and verified
+            safe = earlier.build_masters(exposures=(60.0, 90.0), n=8, age_days=20)
+            assert SyncWorker(data, str(remote)).run_once().ok
+            sources = [earlier.lib.on_disk(r[0]) for r in earlier.lib.conn.execute("SELECT path FROM frames")]
+            masters = [Path(m.path) for m in earlier.lib.masters()]
+        finally:
+            earlier.lib.close()
+        assert len(safe) == 2 and len(sources) == 16
+        filler = disk / "someone-elses-videos.bin"
+        with filler.open("wb") as fh:  # leave about 5 MB: the disk fills early in the night
+            fh.write(b"\0" * (int(shutil.disk_usage(disk).free) - 5 * 2**20))
+        server = start_sim(sim_server, seq_path)
+        runner = night_runner(seq_path, server, data)
+        result = runner.run_in_thread()  # type: ignore[attr-defined]
+        assert result.final_state == "done", result
+        notes = _notes(data)
+        assert any(n.startswith("disk low: removed") for n in notes), notes
+        assert not any("MB free" in n for n in notes), "room was made: capture never held for a person"
+        assert any(not p.exists() for p in sources), "raw frames of masters safe upstream made the room"
+        assert all(p.exists() for p in masters), "the masters themselves stay"
+        assert filler.exists(), "nothing but those raw frames is touched"
+        with library(data) as conn:  # the night's own work is whole (the earlier masters are there too)
+            lights = [r[0] for r in conn.execute("SELECT status FROM lights")]
+        assert len(lights) == 3 * (3 + 2) and set(lights) == {"calibrated"}, lights

@@ -13,3 +13,7 @@ class HousekeepingSettings(BaseModel):
     min_free_mb: int = Field(
         default=1024, ge=0, description="free space (MB) that must remain after the next frame is written"
     )
+    prune_synced: bool = Field(
+        default=False,
+        description="on a low disk, delete raw calibration frames whose masters are verified upstream",
+    )

@@ -200,6 +200,14 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[_Path, str]]:
                 "flats come from the panel but indi.devices.flat_panel is not set; name the panel or use sky flats",
             )
         )
+    if _section(data, "housekeeping").get("prune_synced") is True and not data.get("sync"):
+        found.append(
+            (
+                ("housekeeping", "prune_synced"),
+                "prune_synced deletes raw frames only once their master is verified upstream, but no sync: "
+                "target is set; add sync.url or set prune_synced: false",
+            )
+        )
     darks = _section(_section(data, "calibration"), "darks")
     if darks.get("by_day") is True and devices and not (devices.get("flat_panel") or devices.get("dust_cap")):
         found.append(

@@ -22,6 +22,9 @@ class DiskLow(SkyClosed):
     """Too little free space for the next frame: capture holds until space returns."""
 
 
+PRUNE_FOR_FRAMES = 50  # pruning makes room for this many frames above the reserve, not one at a time
+
+
 def free_bytes(ctx: NightContext) -> int:
     return int(shutil.disk_usage(ctx.data_dir).free)
 
@@ -47,11 +50,30 @@ def space_problem(ctx: NightContext) -> str | None:
     need = reserve + frame_bytes(ctx)
     if free >= need:
         return None
+    if ctx.seq.housekeeping.prune_synced:
+        free = make_room(ctx, reserve + PRUNE_FOR_FRAMES * frame_bytes(ctx))
+        if free >= need:
+            return None
+    fix = ("free some space; raw frames of masters not yet verified upstream are kept"
+           if ctx.seq.housekeeping.prune_synced else
+           "free some space, or set housekeeping.prune_synced to let raw frames of masters verified upstream go")
     return (
         f"disk low: {free / 2**20:.0f} MB free in {ctx.data_dir}, capture needs {need / 2**20:.0f} MB "
-        f"(housekeeping.min_free_mb = {ctx.seq.housekeeping.min_free_mb}); free some space or let sync "
-        "retention prune synced frames"
+        f"(housekeeping.min_free_mb = {ctx.seq.housekeeping.min_free_mb}); {fix}"
     )
+
+
+def make_room(ctx: NightContext, wanted: int) -> int:
+    """Delete raw calibration frames whose masters are verified on the sync target, oldest first,
+    until `wanted` bytes are free (never a light, never a frame of an unconfirmed master). Returns
+    the free bytes after."""
+    from agent.sync.retention import RetentionPolicy, prune_raw_frames
+
+    report = prune_raw_frames(ctx.library.db_path, RetentionPolicy(keep_free_bytes=wanted))
+    if report.pruned:
+        ctx.note("info", f"disk low: removed {len(report.pruned)} raw calibration frame(s) "
+                         f"({report.freed_bytes / 2**20:.0f} MB) whose masters are verified upstream")
+    return free_bytes(ctx)
 
 
 def data_gone(ctx: NightContext) -> DataGone:
