@@ -132,6 +132,7 @@ def test_a_pulled_data_disk_stops_the_night_safely_and_is_not_made_again(
 def test_a_low_disk_is_made_room_on_with_raw_frames_whose_masters_are_safe_upstream(
     sim_server: Callable[..., object], tmp_path: Path
 ) -> None:
+    from agent.commands.run import start_uploads
     from agent.library.store import Library
     from agent.sync.worker import SyncWorker
     from tests.sync_fixtures import SyncLibrary
@@ -159,6 +160,7 @@ def test_a_low_disk_is_made_room_on_with_raw_frames_whose_masters_are_safe_upstr
             fh.write(b"\0" * (int(shutil.disk_usage(disk).free) - 5 * 2**20))
         server = start_sim(sim_server, seq_path)
         runner = night_runner(seq_path, server, data)
+        runner.uploads = start_uploads  # type: ignore[attr-defined]  # as `run` and `serve` give it
         result = runner.run_in_thread()  # type: ignore[attr-defined]
         assert result.final_state == "done", result
         notes = _notes(data)

@@ -50,7 +50,7 @@ def space_problem(ctx: NightContext) -> str | None:
     need = reserve + frame_bytes(ctx)
     if free >= need:
         return None
-    if ctx.seq.housekeeping.prune_synced:
+    if ctx.seq.housekeeping.prune_synced and ctx.sync is not None:
         free = make_room(ctx, reserve + PRUNE_FOR_FRAMES * frame_bytes(ctx))
         if free >= need:
             return None
@@ -64,15 +64,14 @@ def space_problem(ctx: NightContext) -> str | None:
 
 
 def make_room(ctx: NightContext, wanted: int) -> int:
-    """Delete raw calibration frames whose masters are verified on the sync target, oldest first,
-    until `wanted` bytes are free (never a light, never a frame of an unconfirmed master). Returns
-    the free bytes after."""
-    from agent.sync.retention import RetentionPolicy, prune_raw_frames
-
-    report = prune_raw_frames(ctx.library.db_path, RetentionPolicy(keep_free_bytes=wanted))
-    if report.pruned:
-        ctx.note("info", f"disk low: removed {len(report.pruned)} raw calibration frame(s) "
-                         f"({report.freed_bytes / 2**20:.0f} MB) whose masters are verified upstream")
+    """Have the uploader delete raw calibration frames whose masters are verified upstream, oldest
+    first, until `wanted` bytes are free (never a light, never a frame of an unconfirmed master).
+    Returns the free bytes after."""
+    assert ctx.sync is not None
+    count, freed = ctx.sync.make_room(wanted)
+    if count:
+        ctx.note("info", f"disk low: removed {count} raw calibration frame(s) ({freed / 2**20:.0f} MB) "
+                         "whose masters are verified upstream")
     return free_bytes(ctx)
 
 

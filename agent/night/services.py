@@ -310,6 +310,10 @@ class Uploads(Protocol):
     def wake(self) -> None:
         """Look at the library's outbox now."""
 
+    def make_room(self, free_bytes: int) -> tuple[int, int]:
+        """Delete raw frames of masters verified upstream until `free_bytes` are free (the
+        sequence's `housekeeping.prune_synced`); returns (frames deleted, bytes freed)."""
+
     def stop(self) -> None: ...
 
 

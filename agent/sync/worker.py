@@ -297,6 +297,12 @@ class SyncWorker:
         queue_library_masters(self.db_path, master_ids)
         self.wake()
 
+    def make_room(self, free_bytes: int) -> tuple[int, int]:
+        """A low disk (the night asks): delete raw frames of masters verified upstream, oldest
+        first, until `free_bytes` are free. Returns (frames deleted, bytes freed)."""
+        report = prune_raw_frames(self.db_path, RetentionPolicy(keep_free_bytes=free_bytes))
+        return len(report.pruned), report.freed_bytes
+
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._wake.set()
