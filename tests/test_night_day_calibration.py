@@ -35,10 +35,11 @@ def _sequence(tmp: Path, by_day: bool) -> Path:
 
 
 def _run_the_day(
-    sim_server: Callable[..., object], tmp: Path, by_day: bool
+    sim_server: Callable[..., object], tmp: Path, by_day: bool, restart_while_resting: bool = False
 ) -> tuple[Path, dt.datetime, dict, list[tuple[dt.datetime, float]]]:
     """Run the night from its morning until the day is over (the night's first activity), then stop;
-    the sensor's temperature is sampled on the way."""
+    the sensor's temperature is sampled on the way. With `restart_while_resting` the run is stopped
+    once in the afternoon, while the cooler rests, and started again (as systemd would)."""
     seq_path = _sequence(tmp, by_day)
     seq = load_sequence(seq_path)
     begins = plan_night(seq, NIGHT).begins(seq.calibration.flats.sky_at_dusk)
@@ -58,6 +59,13 @@ def _run_the_day(
                 temperatures.append((now, celsius))
             if now >= begins - dt.timedelta(minutes=2):
                 break
+            if restart_while_resting and ctx.cooler_resting and now >= begins - dt.timedelta(hours=4):
+                restart_while_resting = False
+                runner.request_stop("restarted")  # type: ignore[attr-defined]
+                worker.join(60)
+                runner = night_runner(seq_path, server, data)
+                worker = threading.Thread(target=runner.run, daemon=True)  # type: ignore[attr-defined]
+                worker.start()
         time.sleep(0.05)
     runner.request_stop("the day is over")  # type: ignore[attr-defined]
     worker.join(60)
@@ -69,8 +77,11 @@ def _run_the_day(
 def test_darks_by_day_are_taken_behind_the_cap_and_built_into_masters_before_dusk(
     sim_server: Callable[..., object], tmp_path: Path
 ) -> None:
-    data, begins, progress, temperatures = _run_the_day(sim_server, tmp_path, by_day=True)
+    data, begins, progress, temperatures = _run_the_day(sim_server, tmp_path, by_day=True,
+                                                        restart_while_resting=True)
     assert "day_calibration" in progress["finished_activities"], progress
+    rests = [e["text"] for e in progress["events"] if "cooler off until" in e["text"]]
+    assert len(rests) == 2, "the rest is taken after the darks, and again after a restart in the afternoon"
     with library(data) as conn:
         frames = conn.execute("SELECT frame_type, exposure, captured_at, path FROM frames").fetchall()
         masters = {(r["frame_type"], r["exposure_key"]) for r in conn.execute("SELECT * FROM masters")}
@@ -86,7 +97,7 @@ def test_darks_by_day_are_taken_behind_the_cap_and_built_into_masters_before_dus
     longest = next(r["path"] for r in frames if r["frame_type"] == "dark" and float(r["exposure"]) == 300.0)
     with fits.open(data / longest) as hdul:
         assert float(np.median(hdul[0].data)) < 0.05 * 65535
-    # the cooler rests through the afternoon and is back at the set-point (-10 °C) for the night
+    # the cooler rests through the afternoon (a restart too) and is back at the set-point (-10 °C) for the night
     last_frame = dt.datetime.fromtimestamp(max(float(r["captured_at"]) for r in frames), dt.UTC)
     lead = dt.timedelta(minutes=30)  # schedule.cooldown_lead
     afternoon = [c for t, c in temperatures if last_frame + dt.timedelta(minutes=30) < t < begins - lead]

@@ -99,20 +99,20 @@ def run_day(ctx: NightContext) -> str:
     return "dispatch"
 
 
-def rest_the_cooler(ctx: NightContext, begins: dt.datetime) -> None:
+def rest_the_cooler(ctx: NightContext, begins: dt.datetime) -> bool:
     """The day's darks are done hours before the night: the cooler need not hold the set-point
     through a warm afternoon. It is switched off and cooled again `schedule.cooldown_lead` before
-    the night (the dispatcher's `cooldown`)."""
+    the night (the dispatcher's `cooldown`). True when it rests."""
     lead = dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead)
     cam = ctx.rig.camera
-    if ctx.set_point is None or begins - ctx.now() <= lead + REST_AT_LEAST:
-        return
+    if ctx.seq.camera.set_point is None or begins - ctx.now() <= lead + REST_AT_LEAST:
+        return False
     if not ctx.rig.client.has(cam.name, "CCD_COOLER"):
-        return  # a set-point without a cooler switch (writable CCD_TEMPERATURE alone): it holds the set-point
+        return False  # a set-point without a cooler switch (writable CCD_TEMPERATURE alone) holds it
     ctx.cooler_resting = True  # first: a switch that times out after acting is still cooled again
     cam.set_cooler(False)
     ctx.note("info", f"the day's darks are done: cooler off until {begins - lead:%H:%M} UTC")
-
+    return True
 
 
 def _finished(ctx: NightContext, key: str) -> None:
