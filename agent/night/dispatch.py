@@ -96,15 +96,32 @@ def finished(ctx: NightContext, activity: str) -> bool:
     return activity in ctx.progress.finished_activities
 
 
+def mark_finished(ctx: NightContext, activity: str) -> None:
+    """Remember (in the night's progress, so a restart knows) that an activity is done for tonight."""
+    if activity not in ctx.progress.finished_activities:
+        ctx.progress.finished_activities.append(activity)
+        ctx.progress_store.save(ctx.progress)
+
+
+def night_begins(ctx: NightContext) -> dt.datetime:
+    """The night's first activity: the end of the day's calibration."""
+    return ctx.plan.begins(ctx.seq.calibration.flats.sky_at_dusk)
+
+
+def cooling_starts(ctx: NightContext) -> dt.datetime:
+    """`schedule.cooldown_lead` before the night begins: a resting cooler is cooled again from here."""
+    return night_begins(ctx) - dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead)
+
+
 def due(ctx: NightContext) -> Due:
     now = ctx.now()
     flats = ctx.seq.calibration.flats
     dusk, dawn = ctx.plan.sky_flat_windows
     end = night_end(ctx)
-    begins = ctx.plan.begins(flats.sky_at_dusk)
+    begins = night_begins(ctx)
     if ctx.seq.calibration.darks.by_day and now < begins and not finished(ctx, "day_calibration"):
         return Due("day_calibration", begins, "the day before the night: cap-closed darks for tonight")
-    if ctx.cooler_resting and now >= begins - dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead):
+    if ctx.cooler_resting and now >= cooling_starts(ctx):
         return Due("cooldown", None, "cooling for the night after the day's darks")  # whatever the file says now
     if (
         flats.sky_at_dusk
@@ -154,8 +171,7 @@ def next_change(ctx: NightContext, now: dt.datetime) -> dt.datetime:
     dusk, dawn = ctx.plan.sky_flat_windows
     moments = [dusk.start, dusk.end, dawn.start, dawn.end, night_end(ctx)]
     if ctx.cooler_resting:  # the cooler comes back on for the night
-        moments.append(ctx.plan.begins(ctx.seq.calibration.flats.sky_at_dusk)
-                       - dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead))
+        moments.append(cooling_starts(ctx))
     moments += [b.start for b in ctx.plan.blocks] + [b.end for b in ctx.plan.blocks]
     moments += [g.start for g in ctx.plan.gaps] + [g.end for g in ctx.plan.gaps]
     future = [m for m in moments if m is not None and m > now]

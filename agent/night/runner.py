@@ -242,19 +242,18 @@ class NightRunner:
         build_machine(model, initial=initial)
         reason: str | None = None
         try:
-            if initial != "done" and ctx.safety is not None:
+            if ctx.safety is not None:
                 ctx.safety.rig_back = ctx.now()  # the rig is ours from here: nothing could move before
-                self._close_up_first(ctx)  # a night that begins unsafe closes up before anything else
             while model.state != "done":
                 if self.abort.is_set():
                     raise Aborted("stop requested")
+                if model.state != "safe":
+                    self._close_up_first(ctx)  # first, before a reload or a pause: a night that begins unsafe too
                 self._apply_pending(ctx)
                 ctx.frame_done()  # the dashboard's requests (a pause waits here)
                 if self.abort.is_set():
                     raise Aborted("stop requested")
                 self._watch_clock(ctx)
-                if model.state not in ("safe", "done"):
-                    self._close_up_first(ctx)
                 event = self._step(ctx, model.state)
                 if event == "dispatch":
                     event = DISPATCH_EVENTS[route(ctx, due(ctx))]
@@ -369,7 +368,7 @@ class NightRunner:
 
     def _finish(self, ctx: NightContext, state: str) -> None:
         """Remember that an activity is done (or skipped) for tonight's window so dispatch moves on."""
-        from agent.night.dispatch import active_block, active_gap, block_key, gap_key
+        from agent.night.dispatch import active_block, active_gap, block_key, gap_key, mark_finished
 
         key: str | None = state
         if state == "gap_calibration":
@@ -378,9 +377,8 @@ class NightRunner:
         elif state == "imaging":
             block = active_block(ctx, ctx.now())
             key = block_key(block) if block else None
-        if key and key not in ctx.progress.finished_activities:
-            ctx.progress.finished_activities.append(key)
-            ctx.progress_store.save(ctx.progress)
+        if key:
+            mark_finished(ctx, key)
 
 
 def plan_tonight(seq: Sequence, night: dt.date, library: Library) -> Any:

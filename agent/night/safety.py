@@ -65,7 +65,7 @@ class SafetyGate:
         self._trip_mono: float | None = None  # monotonic time of this episode's first unsafe reading
         self._tripped_at: dt.datetime | None = None  # the same on the night's clock
         self._thread: threading.Thread | None = None
-        self.rig_back: dt.datetime | None = None  # the last reconnection: nothing could move before it
+        self.rig_back: dt.datetime | None = None  # when the runner last got the rig (the start, a reconnection)
 
     # ---- feeding -------------------------------------------------------------------------------
     def start(self) -> None:

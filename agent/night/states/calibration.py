@@ -14,7 +14,7 @@ from agent.devices import ServerLost
 from agent.errors import DeviceMissing, IndiError
 from agent.night.closeup import close_up_if_unsafe
 from agent.night.context import NightContext
-from agent.night.dispatch import active_gap, gap_key
+from agent.night.dispatch import active_gap, cooling_starts, gap_key, mark_finished, night_begins
 from agent.night.services import dark_jobs, finish_masters
 from agent.night.states.common import capture, close_cap_for_darks
 
@@ -84,41 +84,34 @@ def run_gap(ctx: NightContext) -> str:
     if gap is None:
         return "dispatch"
     if capture_jobs(ctx, gap.end) != "stopped":  # all taken, or too little time left for the next frame
-        _finished(ctx, gap_key(gap))
+        mark_finished(ctx, gap_key(gap))
     return "dispatch"
 
 
 def run_day(ctx: NightContext) -> str:
     """The day before the night (`darks.by_day`): tonight's missing darks, bias and dark flats behind
     the closed cap until the night begins; then the masters that are ready are built."""
-    until = ctx.plan.begins(ctx.seq.calibration.flats.sky_at_dusk)
-    if capture_jobs(ctx, until) != "stopped":  # stopped only to close up for the weather: resumed after it
-        _finished(ctx, "day_calibration")
+    if capture_jobs(ctx, night_begins(ctx)) != "stopped":  # stopped only to close up: resumed after it
+        mark_finished(ctx, "day_calibration")
         finish_masters(ctx)  # tonight's lights find their masters ready
-        rest_the_cooler(ctx, until)
+        rest_the_cooler(ctx)
     return "dispatch"
 
 
-def rest_the_cooler(ctx: NightContext, begins: dt.datetime) -> bool:
+def rest_the_cooler(ctx: NightContext) -> bool:
     """The day's darks are done hours before the night: the cooler need not hold the set-point
     through a warm afternoon. It is switched off and cooled again `schedule.cooldown_lead` before
     the night (the dispatcher's `cooldown`). True when it rests."""
-    lead = dt.timedelta(seconds=ctx.seq.schedule.cooldown_lead)
     cam = ctx.rig.camera
-    if ctx.seq.camera.set_point is None or begins - ctx.now() <= lead + REST_AT_LEAST:
+    again = cooling_starts(ctx)
+    if ctx.seq.camera.set_point is None or again - ctx.now() <= REST_AT_LEAST:
         return False
     if not ctx.rig.client.has(cam.name, "CCD_COOLER"):
         return False  # a set-point without a cooler switch (writable CCD_TEMPERATURE alone) holds it
     ctx.cooler_resting = True  # first: a switch that times out after acting is still cooled again
     cam.set_cooler(False)
-    ctx.note("info", f"the day's darks are done: cooler off until {begins - lead:%H:%M} UTC")
+    ctx.note("info", f"the day's darks are done: cooler off until {again:%H:%M} UTC")
     return True
-
-
-def _finished(ctx: NightContext, key: str) -> None:
-    if key not in ctx.progress.finished_activities:
-        ctx.progress.finished_activities.append(key)
-        ctx.progress_store.save(ctx.progress)
 
 
 def run_morning(ctx: NightContext) -> str:

@@ -21,7 +21,7 @@ def run(ctx: NightContext, timeout_s: float = 1800.0) -> str:
     if ctx.seq.calibration.darks.by_day and "day_calibration" in ctx.progress.finished_activities:
         from agent.night.states.calibration import rest_the_cooler
 
-        if rest_the_cooler(ctx, ctx.plan.begins(ctx.seq.calibration.flats.sky_at_dusk)):
+        if rest_the_cooler(ctx):
             return "cooled"  # restarted in the afternoon after the day's darks: the rest goes on
     if cfg.set_point is None or cam.temperature() is None:
         return "cooled"
